@@ -1,0 +1,124 @@
+"""Record the small real traces that the tests pin (run on a CUDA machine).
+
+    python benchmarks/record_traces.py OUTDIR
+
+Writes gzipped torch.profiler (Kineto) Chrome traces of this project's own
+workloads, each profiled for 2 steps after warmup:
+
+- decode_eager:  batch-1 greedy decode step of examples/tiny_llama.py, eager
+- decode_graph:  the same step captured once and replayed as a CUDA graph
+- prefill:       a 1024-token prefill of the same model
+- gemm:          a 4096x4096x4096 bf16 matrix product
+- copy:          a copy-heavy step: host-to-device, device-to-device, memset, device-to-host
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, schedule
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import tiny_llama  # noqa: E402
+
+STEPS = 2
+
+
+def record(out: Path, name: str, step: Callable[[], object]) -> Path:
+    for _ in range(10):
+        step()
+    torch.cuda.synchronize()
+    raw = out / f"{name}.json"
+
+    def export(prof: profile) -> None:
+        prof.export_chrome_trace(str(raw))
+
+    with profile(
+        activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+        schedule=schedule(wait=0, warmup=1, active=STEPS),
+        on_trace_ready=export,
+        record_shapes=True,
+        profile_memory=True,
+        with_flops=True,
+    ) as prof:
+        for _ in range(1 + STEPS):
+            step()
+            prof.step()
+    torch.cuda.synchronize()
+    packed = out / f"{name}.json.gz"
+    with raw.open("rb") as src, gzip.GzipFile(packed, "wb", mtime=0) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    print(f"{name}: {packed.stat().st_size / 1024:.0f} KiB gzipped")
+    return packed
+
+
+def _memset_async() -> Callable[[torch.Tensor], None]:
+    """cudaMemsetAsync on the current stream (torch's zero_ launches a fill kernel instead)."""
+    try:
+        import cupy
+    except ImportError:
+        return lambda t: t.zero_()
+
+    def memset(t: torch.Tensor) -> None:
+        stream = torch.cuda.current_stream().cuda_stream
+        cupy.cuda.runtime.memsetAsync(t.data_ptr(), 0, t.numel() * t.element_size(), stream)
+
+    return memset
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())
+
+    model = tiny_llama.build()
+    decoder = tiny_llama.Decoder(model, batch=1)
+    prompt = torch.randint(0, model.cfg.vocab, (1, 128), device="cuda")
+    decoder.prefill(prompt)
+    record(out, "decode_eager", decoder.decode_step)
+
+    graph_decoder = tiny_llama.Decoder(model, batch=1)
+    graph_decoder.prefill(prompt)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            graph_decoder.decode_step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        graph_decoder.decode_step()
+    record(out, "decode_graph", graph.replay)
+
+    long_prompt = torch.randint(0, model.cfg.vocab, (1, 1024), device="cuda")
+    prefill_decoder = tiny_llama.Decoder(model, batch=1)
+    record(out, "prefill", lambda: prefill_decoder.prefill(long_prompt))
+
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    record(out, "gemm", lambda: a @ b)
+
+    host = torch.randn(16 * 1024 * 1024, pin_memory=True)  # 64 MiB pinned
+    back = torch.empty_like(host).pin_memory()
+    dev = torch.empty(host.shape, device="cuda")
+    dev2 = torch.empty_like(dev)
+
+    memset = _memset_async()
+
+    def copy_step() -> None:
+        dev.copy_(host, non_blocking=True)
+        dev2.copy_(dev)
+        memset(dev)
+        back.copy_(dev2, non_blocking=True)
+
+    record(out, "copy", copy_step)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Name the bottleneck of one device's step, with its evidence and the fix to try first.
+
+The rules run in order and the first that fires is the class; the others that
+fire are kept as secondary findings. Thresholds are module constants so the
+report can quote them:
+
+1. allocation stalls: cudaMalloc calls over 1 ms take >= 10% of the device span.
+2. overhead-bound: the device idles >= 20% of the span and the host is to blame
+   for >= 50% of that idle time (the next kernel's launch started after the gap).
+3. communication-bound: NCCL kernels take >= 10% of kernel time.
+4. compute- vs memory-bound: a roofline when the trace carries FLOPs and input
+   shapes of a known GPU (arithmetic intensity against the ridge point); else the
+   share of kernel time in GEMM kernels (>= 50%: compute), labelled a heuristic.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from pytest_gpuperf.devices import peak_for
+from pytest_gpuperf.model import Bottleneck
+
+if TYPE_CHECKING:
+    from pytest_gpuperf.model import DeviceMetrics
+    from pytest_gpuperf.trace import Trace
+
+ALLOCATION_STALL_PCT = 10.0
+OVERHEAD_IDLE_PCT = 20.0
+HOST_GAP_SHARE_PCT = 50.0
+COMMUNICATION_PCT = 10.0
+GEMM_SHARE_PCT = 50.0
+ELEMENTWISE_SHARE_PCT = 30.0
+
+_GEMM = re.compile(r"gemm|cutlass|cublas|nvjet|xmma|wgmma|matmul|s1688|s16816|hmma|triton_tem", re.IGNORECASE)
+
+FIXES = {
+    "allocation-stalls": (
+        "preallocate: a KV-cache block pool (the kv_pool fixture) and static buffers allocated once; "
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True against fragmentation"
+    ),
+    "overhead-bound": "capture the step as a CUDA graph (the cuda_graph fixture or torch.cuda.CUDAGraph)",
+    "communication-bound": (
+        "overlap communication with computation (async collectives, bucketing), or use a smaller tensor-parallel degree"
+    ),
+    "compute-bound": "use quantized/FP8 GEMMs (a higher math ceiling), then check the GEMM tile shapes",
+    "memory-bound": "move fewer bytes: quantized weights (int8/int4/FP8), grouped-query attention, an FP8 KV cache",
+}
+FUSE_FIX = "then torch.compile the step to fuse its {n} small elementwise kernels"
+
+
+def is_gemm(kernel_name: str) -> bool:
+    return _GEMM.search(kernel_name) is not None
+
+
+def is_elementwise(kernel_name: str) -> bool:
+    return "elementwise" in kernel_name
+
+
+def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
+    findings: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, method, evidence)
+    span = m.span_us
+
+    stall_pct = 100.0 * m.allocations.slow_total_us / span if span > 0 else 0.0
+    if m.allocations.slow and stall_pct >= ALLOCATION_STALL_PCT:
+        findings.append(
+            (
+                "allocation-stalls",
+                "trace",
+                (
+                    f"{m.allocations.slow} cudaMalloc calls over 1 ms take {stall_pct:.1f}% of the step "
+                    f"(worst {m.allocations.worst_ms:.2f} ms)",
+                ),
+            )
+        )
+
+    idle_pct = 100.0 - m.gpu_active_pct
+    if span > 0 and idle_pct >= OVERHEAD_IDLE_PCT and m.gaps.host_share_pct >= HOST_GAP_SHARE_PCT:
+        evidence = [
+            f"GPU idle {idle_pct:.1f}% of the step; {m.gaps.host_share_pct:.0f}% of the idle time waits "
+            f"for the host to launch the next kernel ({m.gaps.count} gaps, median {m.gaps.median_us:.1f} us)"
+        ]
+        if m.dispatch_ratio is not None:
+            evidence.append(f"dispatch ratio {m.dispatch_ratio:.2f} (host time per unit of GPU busy time)")
+        findings.append(("overhead-bound", "trace", tuple(evidence)))
+
+    if m.nccl_pct is not None and m.nccl_pct >= COMMUNICATION_PCT:
+        findings.append(
+            ("communication-bound", "trace", (f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time",))
+        )
+
+    findings.append(_compute_or_memory(m, trace))
+
+    kind, method, evidence = findings[0]
+    fix = FIXES[kind]
+    if kind == "overhead-bound" and m.kernels and 100.0 * m.elementwise_kernels / m.kernels >= ELEMENTWISE_SHARE_PCT:
+        fix = f"{fix}; {FUSE_FIX.format(n=m.elementwise_kernels)}"
+    secondary = tuple(f"{k}: {'; '.join(e)}" for k, _, e in findings[1:])
+    return Bottleneck(kind, method, evidence, fix, secondary)
+
+
+def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> tuple[str, str, tuple[str, ...]]:
+    peak = peak_for(m.device_name)
+    if peak is not None and m.flops > 0 and m.flop_bytes > 0:
+        by_size: dict[int, float] = {}
+        for op in trace.flop_ops:
+            by_size[op.element_size] = by_size.get(op.element_size, 0.0) + op.flops
+        element_size = max(by_size, key=lambda s: by_size[s])
+        ridge = peak.ridge_flop_per_byte(element_size)
+        intensity = m.flops / m.flop_bytes
+        kind = "compute-bound" if intensity >= ridge else "memory-bound"
+        evidence = (
+            f"arithmetic intensity {intensity:.1f} FLOP/byte against the {peak.name} ridge point "
+            f"{ridge:.0f} FLOP/byte ({element_size}-byte operands, datasheet peaks)",
+            f"{m.flops / 1e9:.2f} GFLOP over {m.busy_us:.0f} us busy: "
+            f"{m.flops / m.busy_us / 1e6 if m.busy_us else 0.0:.1f} TFLOP/s achieved",
+        )
+        return kind, "roofline", evidence
+    gemm_pct = 100.0 * m.gemm_us / m.kernel_us if m.kernel_us > 0 else 0.0
+    kind = "compute-bound" if gemm_pct >= GEMM_SHARE_PCT else "memory-bound"
+    why = "no FLOP counts in the trace" if m.flops <= 0 else f"no peak rates known for {m.device_name or 'this GPU'}"
+    evidence = (f"GEMM kernels take {gemm_pct:.1f}% of kernel time (heuristic: {why}, so no roofline)",)
+    return kind, "heuristic", evidence

@@ -1,0 +1,73 @@
+"""The ``gpuperf`` command: ``gpuperf analyze TRACE... [--json] [--top N]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from pytest_gpuperf import metrics, trace
+from pytest_gpuperf.ranks import rank_spread
+from pytest_gpuperf.report import render_ranks, render_trace
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpuperf", description="GPU performance analysis for PyTorch steps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    analyze = commands.add_parser(
+        "analyze",
+        help="metrics and the bottleneck of torch.profiler/Kineto traces or Nsight Systems SQLite exports",
+        description=(
+            "Analyze traces: torch.profiler/Kineto Chrome traces (.json, .json.gz) or Nsight Systems "
+            "SQLite exports. Several files are read as one trace per rank and their spread is reported."
+        ),
+    )
+    analyze.add_argument("traces", nargs="+", metavar="TRACE", help="trace files, one per rank")
+    analyze.add_argument("--json", action="store_true", help="print JSON (keys are the metric names)")
+    analyze.add_argument("--top", type=int, default=10, metavar="N", help="kernels to list (default 10)")
+    analyze.add_argument(
+        "--time-unit",
+        choices=("us", "ns"),
+        default="us",
+        help="unit of a Chrome trace's ts/dur (the format says us; default us)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.top < 0:
+        print("gpuperf: error: --top must be zero or more", file=sys.stderr)
+        return 2
+    results = []
+    for path in args.traces:
+        try:
+            loaded = trace.load(path, time_unit=args.time_unit)
+        except trace.TraceFormatError as exc:
+            print(f"gpuperf: error: {exc}", file=sys.stderr)
+            return 2
+        results.append(metrics.analyze(loaded, top=args.top))
+    spread = rank_spread(results) if len(results) > 1 else None
+    if args.json:
+        payload: Any = results[0].to_dict() if spread is None else {
+            "ranks": [r.to_dict() for r in results],
+            "spread": {
+                "ranks": list(spread.ranks),
+                "metrics": {s.metric: {**asdict(s), "spread": s.spread} for s in spread.metrics},
+                "nccl_imbalance_pct": spread.nccl_imbalance_pct,
+            },
+        }
+        json.dump(payload, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print("\n\n".join(render_trace(r) for r in results))
+        if spread is not None:
+            print()
+            print(render_ranks(spread))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

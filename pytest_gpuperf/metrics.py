@@ -1,0 +1,196 @@
+"""Trace to metrics, exactly as DESIGN.md defines them (tests pin these).
+
+- device ops: complete events of category kernel, gpu_memcpy or gpu_memset.
+- gpu_active_pct = 100 * |union of device-op intervals, all streams| / (last end - first start).
+- dispatch_ratio = |union of host intervals clipped to the device span, minus the
+  union of synchronize calls| / |device busy union|.
+- nccl_pct = 100 * summed durations of kernels whose name contains "nccl" / summed kernel durations.
+- launches: device ops joined to host calls through the correlation id.
+- gaps: idle stretches between merged busy intervals, attributed to the host when
+  the host call that launched the next operation started after the gap began.
+Every metric is computed per device; nothing is pooled across devices.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import replace
+
+from pytest_gpuperf import intervals
+from pytest_gpuperf.bottleneck import classify, is_elementwise, is_gemm
+from pytest_gpuperf.model import (
+    AllocationStats,
+    CopyStats,
+    DeviceMetrics,
+    GapStats,
+    KernelStat,
+    Launches,
+    TraceMetrics,
+)
+from pytest_gpuperf.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace
+
+SLOW_ALLOCATION_US = 1000.0
+NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
+
+
+def analyze(trace: Trace, *, top: int = 10) -> TraceMetrics:
+    if not trace.device_ops:
+        return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS)
+    by_device: dict[int, list[DeviceOp]] = defaultdict(list)
+    for op in trace.device_ops:
+        by_device[op.device].append(op)
+    host = intervals.merge(trace.host)
+    syncs = intervals.merge(trace.syncs)
+    allocations = _allocations(trace.allocations)
+    flops = sum(op.flops for op in trace.flop_ops)
+    flop_bytes = sum(op.bytes for op in trace.flop_ops)
+    devices = []
+    for device in sorted(by_device):
+        metrics = _device_metrics(trace, device, by_device[device], host, syncs, allocations, flops, flop_bytes, top)
+        devices.append(replace(metrics, classification=classify(metrics, trace)))
+    return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
+
+
+def _device_metrics(
+    trace: Trace,
+    device: int,
+    ops: list[DeviceOp],
+    host: list[intervals.Interval],
+    syncs: list[intervals.Interval],
+    allocations: AllocationStats,
+    flops: float,
+    flop_bytes: float,
+    top: int,
+) -> DeviceMetrics:
+    ops.sort(key=lambda op: (op.start, op.end))
+    busy = intervals.merge((op.start, op.end) for op in ops)
+    busy_us = intervals.total(busy)
+    lo, hi = ops[0].start, max(op.end for op in ops)
+    span_us = hi - lo
+    unavailable: dict[str, str] = {}
+
+    if span_us > 0:
+        gpu_active_pct = 100.0 * busy_us / span_us
+    else:
+        gpu_active_pct = 0.0
+        unavailable["gpu_active_pct"] = "device operations have zero total span"
+
+    dispatch_ratio: float | None = None
+    if not host:
+        unavailable["dispatch_ratio"] = "no host events (cpu_op, cuda_runtime, cuda_driver) in the trace"
+    elif busy_us <= 0:
+        unavailable["dispatch_ratio"] = "device busy time is zero"
+    else:
+        host_us = intervals.total(intervals.clip(host, lo, hi)) - intervals.total(intervals.clip(syncs, lo, hi))
+        dispatch_ratio = host_us / busy_us
+
+    kernels = [op for op in ops if op.kind == KERNEL]
+    kernel_us = sum(op.end - op.start for op in kernels)
+    nccl_us = sum(op.end - op.start for op in kernels if "nccl" in op.name.lower())
+    nccl_pct: float | None = None
+    if kernel_us > 0:
+        nccl_pct = 100.0 * nccl_us / kernel_us
+    else:
+        unavailable["nccl_pct"] = "no kernel time in the trace"
+
+    return DeviceMetrics(
+        device=device,
+        device_name=trace.device_names.get(device),
+        steps=trace.steps,
+        gpu_active_pct=gpu_active_pct,
+        busy_us=busy_us,
+        span_us=span_us,
+        kernels=len(kernels),
+        device_ops=len(ops),
+        kernel_us=kernel_us,
+        dispatch_ratio=dispatch_ratio,
+        nccl_pct=nccl_pct,
+        nccl_us=nccl_us,
+        gemm_us=sum(op.end - op.start for op in kernels if is_gemm(op.name)),
+        elementwise_kernels=sum(1 for op in kernels if is_elementwise(op.name)),
+        launches=_launches(ops, trace.api_calls),
+        gaps=_gaps(ops, busy, trace.api_calls),
+        top_kernels=_top_kernels(kernels, kernel_us, top),
+        memcpy=_copies(ops, MEMCPY),
+        memset=_copies(ops, MEMSET),
+        allocations=allocations,
+        flops=flops,
+        flop_bytes=flop_bytes,
+        unavailable=unavailable,
+    )
+
+
+def launch_api(name: str) -> str:
+    """runtime, driver, graph or other, from a host call's name."""
+    if "GraphLaunch" in name:
+        return "graph"
+    if "Launch" in name:
+        return "runtime" if name.startswith("cuda") else "driver" if name.startswith("cu") else "other"
+    return "other"
+
+
+def _launches(ops: list[DeviceOp], api_calls: dict[int, ApiCall]) -> Launches:
+    seen: dict[str, set[int]] = {"runtime": set(), "driver": set(), "graph": set(), "other": set()}
+    unmatched = 0
+    for op in ops:
+        call = api_calls.get(op.correlation) if op.correlation is not None else None
+        if call is None:
+            unmatched += 1
+            continue
+        seen[launch_api(call.name)].add(op.correlation)  # type: ignore[arg-type]
+    return Launches(len(seen["runtime"]), len(seen["driver"]), len(seen["graph"]), len(seen["other"]), unmatched)
+
+
+def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[int, ApiCall]) -> GapStats:
+    # ops are sorted by (start, end): the first op at each start is the one that opens a busy interval.
+    opener: dict[float, DeviceOp] = {}
+    for op in ops:
+        opener.setdefault(op.start, op)
+    idle = intervals.gaps(busy)
+    host_us = 0.0
+    for gap_start, gap_end in idle:
+        op = opener[gap_end]
+        call = api_calls.get(op.correlation) if op.correlation is not None else None
+        if call is not None and call.start > gap_start:
+            host_us += gap_end - gap_start
+    lengths = [end - start for start, end in idle]
+    total = sum(lengths)
+    return GapStats(
+        count=len(lengths),
+        total_us=total,
+        median_us=statistics.median(lengths) if lengths else 0.0,
+        max_us=max(lengths, default=0.0),
+        host_us=host_us,
+        host_share_pct=100.0 * host_us / total if total > 0 else 0.0,
+    )
+
+
+def _top_kernels(kernels: list[DeviceOp], kernel_us: float, top: int) -> tuple[KernelStat, ...]:
+    totals: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for op in kernels:
+        totals[op.name] += op.end - op.start
+        counts[op.name] += 1
+    ranked = sorted(totals, key=lambda name: (-totals[name], name))[:top]
+    return tuple(
+        KernelStat(
+            name,
+            counts[name],
+            totals[name],
+            totals[name] / counts[name],
+            100.0 * totals[name] / kernel_us if kernel_us > 0 else 0.0,
+        )
+        for name in ranked
+    )
+
+
+def _copies(ops: list[DeviceOp], kind: str) -> CopyStats:
+    durations = [op.end - op.start for op in ops if op.kind == kind]
+    return CopyStats(len(durations), sum(durations))
+
+
+def _allocations(calls: list[ApiCall]) -> AllocationStats:
+    durations = [call.end - call.start for call in calls]
+    slow = [d for d in durations if d > SLOW_ALLOCATION_US]
+    return AllocationStats(len(calls), len(slow), max(durations, default=0.0) / 1000.0, sum(slow))

@@ -1,0 +1,147 @@
+"""Result types of the analysis: plain frozen dataclasses, stdlib only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class KernelStat:
+    name: str
+    count: int
+    total_us: float
+    mean_us: float
+    pct_of_kernel_time: float
+
+
+@dataclass(frozen=True)
+class GapStats:
+    """Idle stretches between merged busy intervals of one device."""
+
+    count: int
+    total_us: float
+    median_us: float
+    max_us: float
+    host_us: float  # gap time whose next operation was launched after the gap began
+    host_share_pct: float  # host_us as a share of total_us
+
+
+@dataclass(frozen=True)
+class Launches:
+    """Device operations joined to their host call through the correlation id,
+    counted once per host call (one cudaGraphLaunch covers many kernels)."""
+
+    runtime: int
+    driver: int
+    graph: int
+    other: int  # joined to another API call, e.g. cudaMemcpyAsync
+    unmatched_ops: int  # device operations with no host call in the trace
+
+
+@dataclass(frozen=True)
+class CopyStats:
+    count: int
+    total_us: float
+
+
+@dataclass(frozen=True)
+class AllocationStats:
+    calls: int
+    slow: int  # calls longer than the slow threshold (1 ms)
+    worst_ms: float  # the longest call, slow or not
+    slow_total_us: float
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    kind: str  # overhead-bound, communication-bound, compute-bound, memory-bound, allocation-stalls, unavailable
+    method: str  # "trace" (timeline evidence), "roofline", or "heuristic" (GEMM share)
+    evidence: tuple[str, ...]
+    fix: str
+    secondary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeviceMetrics:
+    device: int
+    device_name: str | None
+    steps: int
+    gpu_active_pct: float
+    busy_us: float
+    span_us: float
+    kernels: int
+    device_ops: int
+    kernel_us: float  # summed kernel durations (overlap counted twice)
+    dispatch_ratio: float | None
+    nccl_pct: float | None
+    nccl_us: float
+    gemm_us: float  # summed durations of matrix-multiply kernels (by name)
+    elementwise_kernels: int
+    launches: Launches
+    gaps: GapStats
+    top_kernels: tuple[KernelStat, ...]
+    memcpy: CopyStats
+    memset: CopyStats
+    allocations: AllocationStats
+    flops: float
+    flop_bytes: float
+    classification: Bottleneck | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kernels_per_step(self) -> float:
+        return self.kernels / self.steps
+
+    @property
+    def busy_us_per_step(self) -> float:
+        return self.busy_us / self.steps
+
+    @property
+    def launches_per_step(self) -> float:
+        total = self.launches.runtime + self.launches.driver + self.launches.graph
+        return total / self.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kernels_per_step"] = self.kernels_per_step
+        out["busy_us_per_step"] = self.busy_us_per_step
+        out["launches_per_step"] = self.launches_per_step
+        return out
+
+
+@dataclass(frozen=True)
+class TraceMetrics:
+    """Metrics of one trace file: one entry per device, never pooled.
+
+    ``primary`` is the only device, or on a multi-device trace the one with the
+    most busy time; the flat keys of ``to_dict`` are that device's.
+    """
+
+    source: str
+    rank: int | None
+    steps: int
+    devices: tuple[DeviceMetrics, ...]
+    host_only_reason: str | None = None  # set when the trace has no device operations
+
+    @property
+    def primary(self) -> DeviceMetrics | None:
+        if not self.devices:
+            return None
+        return max(self.devices, key=lambda d: (d.busy_us, -d.device))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "rank": self.rank, "steps": self.steps}
+        primary = self.primary
+        if primary is None:
+            reason = self.host_only_reason or "no device operations"
+            for key in ("gpu_active_pct", "busy_us", "span_us", "dispatch_ratio", "nccl_pct"):
+                out[key] = None
+            out["kernels"] = 0
+            out["classification"] = asdict(Bottleneck("unavailable", "trace", (reason,), "none"))
+            out["unavailable"] = {"gpu_active_pct": reason, "dispatch_ratio": reason, "nccl_pct": reason}
+            out["devices"] = []
+            return out
+        out.update(primary.to_dict())
+        out["devices"] = [d.to_dict() for d in self.devices]
+        return out

@@ -1,0 +1,299 @@
+"""The normalized trace every loader produces, and the Chrome/Kineto loader.
+
+A loader's job is only to turn a file into a :class:`Trace`: device operations,
+host intervals, launch calls keyed by correlation id, allocation calls and
+FLOP-carrying operators. The metric definitions live in ``metrics.py`` and never
+look at raw events, so a Kineto trace and an Nsight Systems export are measured
+by the same code.
+
+Times are float microseconds relative to the trace's first complete event:
+rebasing before the conversion to float keeps nanosecond precision even for
+integer timestamps far beyond 2**53.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pytest_gpuperf.intervals import Interval
+
+KERNEL, MEMCPY, MEMSET = "kernel", "memcpy", "memset"
+
+# Kineto categories, current spellings and the capitalised ones of older releases.
+_DEVICE_CATEGORIES = {
+    "kernel": KERNEL,
+    "gpu_memcpy": MEMCPY,
+    "gpu_memset": MEMSET,
+    "memcpy": MEMCPY,
+    "memset": MEMSET,
+}
+_HOST_CATEGORIES = {"cpu_op", "operator", "cuda_runtime", "runtime", "cuda_driver", "driver"}
+_API_CATEGORIES = {"cuda_runtime", "runtime", "cuda_driver", "driver"}
+_OP_CATEGORIES = {"cpu_op", "operator"}
+
+_TIME_UNITS = {"us": 1.0, "ns": 1e-3}
+
+
+class TraceFormatError(ValueError):
+    """A trace file that cannot be read; the message names the file and the problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+class DeviceOp(NamedTuple):
+    start: float
+    end: float
+    kind: str  # KERNEL, MEMCPY or MEMSET
+    name: str
+    device: int
+    stream: int
+    correlation: int | None
+
+
+class ApiCall(NamedTuple):
+    """A CUDA runtime or driver call (a launch, a copy, a malloc, a sync)."""
+
+    name: str
+    start: float
+    end: float
+
+
+class FlopOp(NamedTuple):
+    """A host operator with a FLOP count and the bytes its tensors occupy."""
+
+    name: str
+    flops: float
+    bytes: float
+    element_size: int
+
+
+@dataclass
+class Trace:
+    source: str
+    device_ops: list[DeviceOp] = field(default_factory=list)
+    host: list[Interval] = field(default_factory=list)  # cpu ops, runtime and driver calls
+    syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
+    api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
+    allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
+    flop_ops: list[FlopOp] = field(default_factory=list)
+    steps: int = 1
+    device_names: dict[int, str] = field(default_factory=dict)
+    rank: int | None = None
+
+
+def is_sync_call(name: str) -> bool:
+    return "Synchronize" in name
+
+
+def is_allocation_call(name: str) -> bool:
+    return name.startswith(("cudaMalloc", "cuMemAlloc")) or name == "cuMemCreate"
+
+
+def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "us") -> Trace:
+    """Load a Kineto/Chrome trace (path to ``.json`` or ``.json.gz``, or a parsed
+    dict) or an Nsight Systems SQLite export (path), chosen by content."""
+    if isinstance(source, dict):
+        return from_chrome(source, "<dict>", time_unit=time_unit)
+    path = Path(source)
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
+    if raw.startswith(b"SQLite format 3\x00"):
+        from pytest_gpuperf.nsys import load_nsys  # sqlite3 only when needed
+
+        return load_nsys(path)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
+    return from_chrome(_parse_json(raw, name), name, time_unit=time_unit)
+
+
+def _parse_json(raw: bytes, name: str) -> Any:
+    if not raw.strip():
+        raise TraceFormatError(name, "file is empty")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise TraceFormatError(name, "not a JSON trace (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(
+            name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg} (truncated file?)"
+        ) from None
+    except RecursionError:
+        raise TraceFormatError(name, "JSON nested too deeply") from None
+
+
+def from_chrome(data: Any, source: str, *, time_unit: str = "us") -> Trace:
+    """Build a :class:`Trace` from a parsed Chrome trace (dict or event list)."""
+    if time_unit not in _TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {sorted(_TIME_UNITS)}, not {time_unit!r}")
+    if isinstance(data, dict):
+        events = data.get("traceEvents")
+        if not isinstance(events, list):
+            raise TraceFormatError(source, "no 'traceEvents' list: not a Chrome/Kineto trace")
+    elif isinstance(data, list):
+        events, data = data, {}
+    else:
+        raise TraceFormatError(source, f"top level is a JSON {type(data).__name__}, expected an object")
+    trace = Trace(source=source, device_names=_device_names(data), rank=_rank(data))
+    _read_events(trace, events, _TIME_UNITS[time_unit])
+    return trace
+
+
+def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
+    source = trace.source
+    base: Any = None
+    step_names: set[str] = set()
+    device_ops, host, syncs = trace.device_ops, trace.host, trace.syncs
+    api_calls, allocations = trace.api_calls, trace.allocations
+    for index, ev in enumerate(events):
+        if type(ev) is not dict:
+            raise TraceFormatError(source, f"event {index} is a JSON {type(ev).__name__}, expected an object")
+        if ev.get("ph") != "X":
+            continue
+        cat = ev.get("cat")
+        if type(cat) is not str:
+            continue
+        cat = cat.lower()
+        device_kind = _DEVICE_CATEGORIES.get(cat)
+        name = ev.get("name")
+        is_step = type(name) is str and name.startswith("ProfilerStep#")
+        if device_kind is None and cat not in _HOST_CATEGORIES and not is_step:
+            continue
+        ts, dur = ev.get("ts"), ev.get("dur")
+        if not _is_number(ts) or not _is_number(dur):
+            raise TraceFormatError(source, f"event {index} ({cat}) has no numeric 'ts' and 'dur'")
+        if dur < 0:
+            raise TraceFormatError(source, f"event {index} ({cat}) has a negative duration {dur}")
+        if base is None:
+            base = ts
+        start = float(ts - base) * scale
+        end = start + float(dur) * scale
+        if is_step:
+            step_names.add(name)
+            continue
+        if type(name) is not str:
+            raise TraceFormatError(source, f"event {index} ({cat}) has no 'name' string")
+        args = ev.get("args")
+        if type(args) is not dict:
+            args = {}
+        correlation = args.get("correlation")
+        if type(correlation) is not int:
+            correlation = None
+        if device_kind is not None:
+            device = args.get("device", ev.get("pid"))
+            stream = args.get("stream", ev.get("tid"))
+            device_ops.append(
+                DeviceOp(
+                    start,
+                    end,
+                    device_kind,
+                    name,
+                    device if type(device) is int else 0,
+                    stream if type(stream) is int else 0,
+                    correlation,
+                )
+            )
+            continue
+        host.append((start, end))
+        if cat in _API_CATEGORIES:
+            call = ApiCall(name, start, end)
+            if correlation is not None:
+                api_calls[correlation] = call
+            if is_sync_call(name):
+                syncs.append((start, end))
+            elif is_allocation_call(name):
+                allocations.append(call)
+        elif cat in _OP_CATEGORIES:
+            flops = args.get("flops")
+            if _is_number(flops) and flops > 0:
+                trace.flop_ops.append(_flop_op(name, float(flops), args))
+    if step_names:
+        trace.steps = len(step_names)
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is int:
+        return True
+    return kind is float and math.isfinite(value)
+
+
+def _device_names(data: dict[str, Any]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    props = data.get("deviceProperties")
+    if isinstance(props, list):
+        for entry in props:
+            if isinstance(entry, dict) and type(entry.get("id")) is int and isinstance(entry.get("name"), str):
+                names[entry["id"]] = entry["name"]
+    return names
+
+
+def _rank(data: dict[str, Any]) -> int | None:
+    info = data.get("distributedInfo")
+    if isinstance(info, dict) and type(info.get("rank")) is int:
+        return int(info["rank"])
+    return None
+
+
+# Bytes per element of the dtype names the profiler records in "Input type".
+_ELEMENT_SIZES = {
+    "double": 8,
+    "float": 4,
+    "c10::Half": 2,
+    "c10::BFloat16": 2,
+    "long int": 8,
+    "int": 4,
+    "short int": 2,
+    "signed char": 1,
+    "unsigned char": 1,
+    "bool": 1,
+    "c10::Float8_e4m3fn": 1,
+    "c10::Float8_e5m2": 1,
+    "c10::Float8_e4m3fnuz": 1,
+    "c10::Float8_e5m2fnuz": 1,
+}
+
+_MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def _flop_op(name: str, flops: float, args: dict[str, Any]) -> FlopOp:
+    """The bytes an operator must move at least: each input read once, the
+    output written once. The profiler records input shapes only; the output
+    shape follows from the operator (a matrix product) or the largest input."""
+    dims = args.get("Input Dims")
+    types = args.get("Input type")
+    shapes: list[list[int]] = []
+    sizes: list[int] = []
+    if isinstance(dims, list):
+        for i, shape in enumerate(dims):
+            if isinstance(shape, list) and shape and all(type(d) is int and d >= 0 for d in shape):
+                dtype = types[i] if isinstance(types, list) and i < len(types) else None
+                shapes.append(shape)
+                sizes.append(_ELEMENT_SIZES.get(dtype, 0) if isinstance(dtype, str) else 0)
+    element_size = next((s for s in sizes if s), 0)
+    if not shapes or not element_size:
+        return FlopOp(name, flops, 0.0, element_size)
+    numels = [math.prod(shape) for shape in shapes]
+    mats = [s for s in shapes if len(s) >= 2]
+    if name in _MATMUL_OPS and len(mats) >= 2:
+        a, b = mats[-2], mats[-1]
+        out = math.prod(a[:-1]) * b[-1]
+    else:
+        out = max(numels)
+    moved = sum(n * (s or element_size) for n, s in zip(numels, sizes, strict=True)) + out * element_size
+    return FlopOp(name, flops, float(moved), element_size)
