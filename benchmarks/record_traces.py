@@ -7,7 +7,8 @@ workloads, each profiled for 2 steps after warmup:
 
 - decode_eager:  batch-1 greedy decode step of examples/tiny_llama.py, eager
 - decode_graph:  the same step captured once and replayed as a CUDA graph
-- prefill:       a 1024-token prefill of the same model
+- prefill:       a prefill of 16 prompts of 1024 tokens on the same model
+- alloc:         a step that allocates fresh device memory after emptying the cache
 - gemm:          a 4096x4096x4096 bf16 matrix product
 - copy:          a copy-heavy step: host-to-device, device-to-device, memset, device-to-host
 """
@@ -48,6 +49,9 @@ def record(out: Path, name: str, step: Callable[[], object]) -> Path:
     ) as prof:
         for _ in range(1 + STEPS):
             step()
+            # Each profiled step holds its own work only: no kernel of the step
+            # before (whose launch is outside the window) runs into it.
+            torch.cuda.synchronize()
             prof.step()
     torch.cuda.synchronize()
     packed = out / f"{name}.json.gz"
@@ -96,8 +100,8 @@ def main() -> None:
         graph_decoder.decode_step()
     record(out, "decode_graph", graph.replay)
 
-    long_prompt = torch.randint(0, model.cfg.vocab, (1, 1024), device="cuda")
-    prefill_decoder = tiny_llama.Decoder(model, batch=1)
+    long_prompt = torch.randint(0, model.cfg.vocab, (16, 1024), device="cuda")
+    prefill_decoder = tiny_llama.Decoder(model, batch=16)
     record(out, "prefill", lambda: prefill_decoder.prefill(long_prompt))
 
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
@@ -118,6 +122,14 @@ def main() -> None:
         back.copy_(dev2, non_blocking=True)
 
     record(out, "copy", copy_step)
+
+    def alloc_step() -> None:
+        torch.cuda.empty_cache()  # every allocation below reaches cudaMalloc
+        blocks = [torch.empty(2 * 1024**3, dtype=torch.uint8, device="cuda") for _ in range(4)]
+        for block in blocks:
+            block.fill_(1)
+
+    record(out, "alloc", alloc_step)
 
 
 if __name__ == "__main__":

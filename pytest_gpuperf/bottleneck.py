@@ -8,7 +8,8 @@ report can quote them:
 2. overhead-bound: the device idles >= 20% of the span and the host is to blame
    for >= 50% of that idle time (the next kernel's launch started after the gap).
 3. communication-bound: NCCL kernels take >= 10% of kernel time.
-4. compute- vs memory-bound: a roofline when the trace carries FLOPs and input
+4. memory-bound by copies: memcpy and memset take >= 50% of the summed device time.
+5. compute- vs memory-bound: a roofline when the trace carries FLOPs and input
    shapes of a known GPU (arithmetic intensity against the ridge point); else the
    share of kernel time in GEMM kernels (>= 50%: compute), labelled a heuristic.
 """
@@ -30,6 +31,7 @@ OVERHEAD_IDLE_PCT = 20.0
 HOST_GAP_SHARE_PCT = 50.0
 COMMUNICATION_PCT = 10.0
 GEMM_SHARE_PCT = 50.0
+COPY_SHARE_PCT = 50.0
 ELEMENTWISE_SHARE_PCT = 30.0
 
 _GEMM = re.compile(r"gemm|cutlass|cublas|nvjet|xmma|wgmma|matmul|s1688|s16816|hmma|triton_tem", re.IGNORECASE)
@@ -46,6 +48,10 @@ FIXES = {
     "compute-bound": "use quantized/FP8 GEMMs (a higher math ceiling), then check the GEMM tile shapes",
     "memory-bound": "move fewer bytes: quantized weights (int8/int4/FP8), grouped-query attention, an FP8 KV cache",
 }
+COPY_FIX = (
+    "keep data on the device between steps; where a transfer is needed, use pinned memory and "
+    "non_blocking copies on a side stream so they overlap compute"
+)
 FUSE_FIX = "then torch.compile the step to fuse its {n} small elementwise kernels"
 
 
@@ -92,7 +98,7 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
     findings.append(_compute_or_memory(m, trace))
 
     kind, method, evidence = findings[0]
-    fix = FIXES[kind]
+    fix = COPY_FIX if evidence[0].startswith("copies take") else FIXES[kind]
     if kind == "overhead-bound" and m.kernels and 100.0 * m.elementwise_kernels / m.kernels >= ELEMENTWISE_SHARE_PCT:
         fix = f"{fix}; {FUSE_FIX.format(n=m.elementwise_kernels)}"
     secondary = tuple(f"{k}: {'; '.join(e)}" for k, _, e in findings[1:])
@@ -100,6 +106,17 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
 
 
 def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> tuple[str, str, tuple[str, ...]]:
+    copy_us = m.memcpy.total_us + m.memset.total_us
+    device_us = m.kernel_us + copy_us
+    if device_us > 0 and 100.0 * copy_us / device_us >= COPY_SHARE_PCT:
+        return (
+            "memory-bound",
+            "trace",
+            (
+                f"copies take {100.0 * copy_us / device_us:.1f}% of device time "
+                f"(memcpy {m.memcpy.count} ops, {m.memcpy.total_us:.1f} us; memset {m.memset.count} ops)",
+            ),
+        )
     peak = peak_for(m.device_name)
     if peak is not None and m.flops > 0 and m.flop_bytes > 0:
         by_size: dict[int, float] = {}

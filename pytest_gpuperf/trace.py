@@ -218,10 +218,10 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
                 syncs.append((start, end))
             elif is_allocation_call(name):
                 allocations.append(call)
-        elif cat in _OP_CATEGORIES:
-            flops = args.get("flops")
-            if _is_number(flops) and flops > 0:
-                trace.flop_ops.append(_flop_op(name, float(flops), args))
+        elif cat in _OP_CATEGORIES and (name in _MATMUL_OPS or name in _ATTENTION_OPS or "flops" in args):
+            flop_op = _flop_op(name, args)
+            if flop_op is not None:
+                trace.flop_ops.append(flop_op)
     if step_names:
         trace.steps = len(step_names)
 
@@ -268,32 +268,52 @@ _ELEMENT_SIZES = {
     "c10::Float8_e5m2fnuz": 1,
 }
 
-_MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+# Operators whose FLOPs follow from their input shapes. Only leaves are listed
+# (aten::linear and aten::matmul reach aten::mm), so nothing is counted twice.
+_MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::bmm": 0, "aten::baddbmm": 1, "aten::_scaled_mm": 0}
+_ATTENTION_OPS = {
+    "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_cudnn_attention",
+    "aten::_flash_attention_forward",
+}
 
 
-def _flop_op(name: str, flops: float, args: dict[str, Any]) -> FlopOp:
-    """The bytes an operator must move at least: each input read once, the
-    output written once. The profiler records input shapes only; the output
-    shape follows from the operator (a matrix product) or the largest input."""
-    dims = args.get("Input Dims")
-    types = args.get("Input type")
+def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
+    """FLOPs and the fewest bytes an operator must move (each input read once,
+    the output written once), from the profiler's recorded input shapes and
+    dtypes. An explicit ``flops`` argument, where the profiler wrote one, wins."""
+    dims, types = args.get("Input Dims"), args.get("Input type")
     shapes: list[list[int]] = []
     sizes: list[int] = []
-    if isinstance(dims, list):
-        for i, shape in enumerate(dims):
-            if isinstance(shape, list) and shape and all(type(d) is int and d >= 0 for d in shape):
-                dtype = types[i] if isinstance(types, list) and i < len(types) else None
+    if isinstance(dims, list) and isinstance(types, list):
+        for shape, dtype in zip(dims, types, strict=False):
+            size = _ELEMENT_SIZES.get(dtype, 0) if isinstance(dtype, str) else 0
+            if size and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape):
                 shapes.append(shape)
-                sizes.append(_ELEMENT_SIZES.get(dtype, 0) if isinstance(dtype, str) else 0)
-    element_size = next((s for s in sizes if s), 0)
-    if not shapes or not element_size:
-        return FlopOp(name, flops, 0.0, element_size)
-    numels = [math.prod(shape) for shape in shapes]
-    mats = [s for s in shapes if len(s) >= 2]
-    if name in _MATMUL_OPS and len(mats) >= 2:
-        a, b = mats[-2], mats[-1]
-        out = math.prod(a[:-1]) * b[-1]
-    else:
-        out = max(numels)
-    moved = sum(n * (s or element_size) for n, s in zip(numels, sizes, strict=True)) + out * element_size
-    return FlopOp(name, flops, float(moved), element_size)
+                sizes.append(size)
+    computed = _shape_flops(name, shapes)
+    given = args.get("flops")
+    flops = float(given) if _is_number(given) and given > 0 else computed[0] if computed else 0.0
+    if flops <= 0:
+        return None
+    if not shapes:
+        return FlopOp(name, flops, 0.0, 0)
+    out_numel = computed[1] if computed else max(math.prod(s) for s in shapes)
+    moved = sum(math.prod(s) * size for s, size in zip(shapes, sizes, strict=True)) + out_numel * sizes[0]
+    return FlopOp(name, flops, float(moved), sizes[0])
+
+
+def _shape_flops(name: str, shapes: list[list[int]]) -> tuple[float, int] | None:
+    """(FLOPs, output elements) of a matrix product or attention, else None."""
+    if name in _MATMUL_OPS:
+        operands = shapes[_MATMUL_OPS[name] :][:2]
+        if len(operands) == 2 and len(operands[0]) == len(operands[1]) in (2, 3):
+            a, b = operands
+            batch = a[0] if len(a) == 3 else 1
+            m, k, n = a[-2], a[-1], b[-1]
+            return 2.0 * batch * m * k * n, batch * m * n
+    elif name in _ATTENTION_OPS and len(shapes) >= 3 and all(len(s) == 4 for s in shapes[:3]):
+        (b, h, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[:3]
+        return 2.0 * b * h * sq * sk * (d + dv), b * h * sq * dv
+    return None
