@@ -47,11 +47,12 @@ def record(out: Path, name: str, step: Callable[[], object]) -> Path:
         profile_memory=True,
         with_flops=True,
     ) as prof:
-        for _ in range(1 + STEPS):
+        for i in range(1 + STEPS):
             step()
-            # Each profiled step holds its own work only: no kernel of the step
-            # before (whose launch is outside the window) runs into it.
-            torch.cuda.synchronize()
+            if i == 0:
+                # Drain the warmup step so the window holds its own steps' work only;
+                # the profiled steps themselves run back to back, as a real loop does.
+                torch.cuda.synchronize()
             prof.step()
     torch.cuda.synchronize()
     packed = out / f"{name}.json.gz"

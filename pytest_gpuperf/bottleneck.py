@@ -4,7 +4,7 @@ The rules run in order and the first that fires is the class; the others that
 fire are kept as secondary findings. Thresholds are module constants so the
 report can quote them:
 
-1. allocation stalls: cudaMalloc calls over 1 ms take >= 10% of the device span.
+1. allocation stalls: cudaMalloc/cudaFree calls over 1 ms take >= 10% of the device span.
 2. overhead-bound: the device idles >= 20% of the span and the host is to blame
    for >= 50% of that idle time (the next kernel's launch started after the gap).
 3. communication-bound: NCCL kernels take >= 10% of kernel time.
@@ -67,18 +67,14 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
     findings: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, method, evidence)
     span = m.span_us
 
-    stall_pct = 100.0 * m.allocations.slow_total_us / span if span > 0 else 0.0
-    if m.allocations.slow and stall_pct >= ALLOCATION_STALL_PCT:
-        findings.append(
-            (
-                "allocation-stalls",
-                "trace",
-                (
-                    f"{m.allocations.slow} cudaMalloc calls over 1 ms take {stall_pct:.1f}% of the step "
-                    f"(worst {m.allocations.worst_ms:.2f} ms)",
-                ),
-            )
+    allocs, frees = m.allocations, m.frees
+    stall_pct = 100.0 * (allocs.slow_total_us + frees.slow_total_us) / span if span > 0 else 0.0
+    if allocs.slow + frees.slow and stall_pct >= ALLOCATION_STALL_PCT:
+        evidence = (
+            f"allocator calls over 1 ms take {stall_pct:.1f}% of the step: {allocs.slow} cudaMalloc "
+            f"(worst {allocs.worst_ms:.2f} ms), {frees.slow} cudaFree (worst {frees.worst_ms:.2f} ms)",
         )
+        findings.append(("allocation-stalls", "trace", evidence))
 
     idle_pct = 100.0 - m.gpu_active_pct
     if span > 0 and idle_pct >= OVERHEAD_IDLE_PCT and m.gaps.host_share_pct >= HOST_GAP_SHARE_PCT:

@@ -30,7 +30,7 @@ from pytest_gpuperf.model import (
 )
 from pytest_gpuperf.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace
 
-SLOW_ALLOCATION_US = 1000.0
+SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
 
 
@@ -42,12 +42,14 @@ def analyze(trace: Trace, *, top: int = 10) -> TraceMetrics:
         by_device[op.device].append(op)
     host = intervals.merge(trace.host)
     syncs = intervals.merge(trace.syncs)
-    allocations = _allocations(trace.allocations)
+    allocations, frees = _allocator_calls(trace.allocations), _allocator_calls(trace.frees)
     flops = sum(op.flops for op in trace.flop_ops)
     flop_bytes = sum(op.bytes for op in trace.flop_ops)
     devices = []
     for device in sorted(by_device):
-        metrics = _device_metrics(trace, device, by_device[device], host, syncs, allocations, flops, flop_bytes, top)
+        metrics = _device_metrics(
+            trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
+        )
         devices.append(replace(metrics, classification=classify(metrics, trace)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
@@ -58,7 +60,7 @@ def _device_metrics(
     ops: list[DeviceOp],
     host: list[intervals.Interval],
     syncs: list[intervals.Interval],
-    allocations: AllocationStats,
+    allocator: tuple[AllocationStats, AllocationStats],
     flops: float,
     flop_bytes: float,
     top: int,
@@ -114,7 +116,8 @@ def _device_metrics(
         top_kernels=_top_kernels(kernels, kernel_us, top),
         memcpy=_copies(ops, MEMCPY),
         memset=_copies(ops, MEMSET),
-        allocations=allocations,
+        allocations=allocator[0],
+        frees=allocator[1],
         flops=flops,
         flop_bytes=flop_bytes,
         unavailable=unavailable,
@@ -190,7 +193,7 @@ def _copies(ops: list[DeviceOp], kind: str) -> CopyStats:
     return CopyStats(len(durations), sum(durations))
 
 
-def _allocations(calls: list[ApiCall]) -> AllocationStats:
+def _allocator_calls(calls: list[ApiCall]) -> AllocationStats:
     durations = [call.end - call.start for call in calls]
-    slow = [d for d in durations if d > SLOW_ALLOCATION_US]
+    slow = [d for d in durations if d > SLOW_ALLOCATOR_CALL_US]
     return AllocationStats(len(calls), len(slow), max(durations, default=0.0) / 1000.0, sum(slow))

@@ -47,6 +47,8 @@ class CopyStats:
 
 @dataclass(frozen=True)
 class AllocationStats:
+    """Allocator calls on the host; slow ones stall the launch of everything after them."""
+
     calls: int
     slow: int  # calls longer than the slow threshold (1 ms)
     worst_ms: float  # the longest call, slow or not
@@ -83,7 +85,8 @@ class DeviceMetrics:
     top_kernels: tuple[KernelStat, ...]
     memcpy: CopyStats
     memset: CopyStats
-    allocations: AllocationStats
+    allocations: AllocationStats  # cudaMalloc-family calls
+    frees: AllocationStats  # cudaFree-family calls
     flops: float
     flop_bytes: float
     classification: Bottleneck | None = None

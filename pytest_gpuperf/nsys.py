@@ -23,6 +23,7 @@ from pytest_gpuperf.trace import (
     Trace,
     TraceFormatError,
     is_allocation_call,
+    is_free_call,
     is_sync_call,
 )
 
@@ -86,6 +87,8 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
                 trace.syncs.append((start, end))
             elif is_allocation_call(name):
                 trace.allocations.append(call)
+            elif is_free_call(name):
+                trace.frees.append(call)
             continue
         # (start, end, deviceId, streamId, correlationId, name id)
         name = strings.get(row[5], "") if kind == KERNEL else ("Memcpy" if kind == MEMCPY else "Memset")

@@ -51,8 +51,8 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         f"  copies          memcpy {m.memcpy.count} ({m.memcpy.total_us:.1f} us), "
         f"memset {m.memset.count} ({m.memset.total_us:.1f} us)"
     )
-    al = m.allocations
-    out.append(f"  cudaMalloc      {al.calls} calls, {al.slow} over 1 ms, worst {al.worst_ms:.3f} ms")
+    for label, calls in (("cudaMalloc", m.allocations), ("cudaFree", m.frees)):
+        out.append(f"  {label:15s} {calls.calls} calls, {calls.slow} over 1 ms, worst {calls.worst_ms:.3f} ms")
     c = m.classification
     if c is not None:
         out.append(f"  bottleneck      {c.kind} ({c.method})")

@@ -85,6 +85,7 @@ class Trace:
     syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
     api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
     allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
+    frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)
     flop_ops: list[FlopOp] = field(default_factory=list)
     steps: int = 1
     device_names: dict[int, str] = field(default_factory=dict)
@@ -97,6 +98,10 @@ def is_sync_call(name: str) -> bool:
 
 def is_allocation_call(name: str) -> bool:
     return name.startswith(("cudaMalloc", "cuMemAlloc")) or name == "cuMemCreate"
+
+
+def is_free_call(name: str) -> bool:
+    return name.startswith(("cudaFree", "cuMemFree")) or name == "cuMemRelease"
 
 
 def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "us") -> Trace:
@@ -159,7 +164,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
     base: Any = None
     step_names: set[str] = set()
     device_ops, host, syncs = trace.device_ops, trace.host, trace.syncs
-    api_calls, allocations = trace.api_calls, trace.allocations
+    api_calls, allocations, frees = trace.api_calls, trace.allocations, trace.frees
     for index, ev in enumerate(events):
         if type(ev) is not dict:
             raise TraceFormatError(source, f"event {index} is a JSON {type(ev).__name__}, expected an object")
@@ -218,6 +223,8 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
                 syncs.append((start, end))
             elif is_allocation_call(name):
                 allocations.append(call)
+            elif is_free_call(name):
+                frees.append(call)
         elif cat in _OP_CATEGORIES and (name in _MATMUL_OPS or name in _ATTENTION_OPS or "flops" in args):
             flop_op = _flop_op(name, args)
             if flop_op is not None:
