@@ -68,7 +68,7 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
     span = m.span_us
 
     allocs, frees = m.allocations, m.frees
-    stall_pct = 100.0 * (allocs.slow_total_us + frees.slow_total_us) / span if span > 0 else 0.0
+    stall_pct = 100.0 * m.allocator_stall_us / span if span > 0 else 0.0
     if allocs.slow + frees.slow and stall_pct >= ALLOCATION_STALL_PCT:
         evidence = (
             f"allocator calls over 1 ms take {stall_pct:.1f}% of the step: {allocs.slow} cudaMalloc "

@@ -71,6 +71,11 @@ def _device_metrics(
     lo, hi = ops[0].start, max(op.end for op in ops)
     span_us = hi - lo
     unavailable: dict[str, str] = {}
+    slow_calls = intervals.merge(
+        (call.start, call.end)
+        for call in (*trace.allocations, *trace.frees)
+        if call.end - call.start > SLOW_ALLOCATOR_CALL_US
+    )
 
     if span_us > 0:
         gpu_active_pct = 100.0 * busy_us / span_us
@@ -116,6 +121,7 @@ def _device_metrics(
         top_kernels=_top_kernels(kernels, kernel_us, top),
         memcpy=_copies(ops, MEMCPY),
         memset=_copies(ops, MEMSET),
+        allocator_stall_us=intervals.total(intervals.clip(slow_calls, lo, hi)),
         allocations=allocator[0],
         frees=allocator[1],
         flops=flops,

@@ -87,6 +87,7 @@ class DeviceMetrics:
     memset: CopyStats
     allocations: AllocationStats  # cudaMalloc-family calls
     frees: AllocationStats  # cudaFree-family calls
+    allocator_stall_us: float  # union of allocator calls over 1 ms, inside the device span
     flops: float
     flop_bytes: float
     classification: Bottleneck | None = None

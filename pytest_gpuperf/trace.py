@@ -135,9 +135,10 @@ def _parse_json(raw: bytes, name: str) -> Any:
     except UnicodeDecodeError:
         raise TraceFormatError(name, "not a JSON trace (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
-        raise TraceFormatError(
-            name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg} (truncated file?)"
-        ) from None
+        hint = " (the file ends early: truncated?)" if exc.pos >= len(exc.doc.rstrip()) else ""
+        raise TraceFormatError(name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise TraceFormatError(name, f"not a usable JSON trace: {exc}") from None
     except RecursionError:
         raise TraceFormatError(name, "JSON nested too deeply") from None
 
@@ -181,7 +182,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             continue
         ts, dur = ev.get("ts"), ev.get("dur")
         if not _is_number(ts) or not _is_number(dur):
-            raise TraceFormatError(source, f"event {index} ({cat}) has no numeric 'ts' and 'dur'")
+            raise TraceFormatError(source, f"event {index} ({cat}) has no finite numeric 'ts' and 'dur'")
         if dur < 0:
             raise TraceFormatError(source, f"event {index} ({cat}) has a negative duration {dur}")
         if base is None:
@@ -233,10 +234,13 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
         trace.steps = len(step_names)
 
 
+_INT_LIMIT = 2**63  # no real timestamp, duration or count reaches it; beyond float range ints would overflow
+
+
 def _is_number(value: Any) -> bool:
     kind = type(value)
     if kind is int:
-        return True
+        return bool(-_INT_LIMIT < value < _INT_LIMIT)
     return kind is float and math.isfinite(value)
 
 
@@ -275,6 +279,8 @@ _ELEMENT_SIZES = {
     "c10::Float8_e5m2fnuz": 1,
 }
 
+_DIM_LIMIT = 2**31  # a larger tensor dimension is not a real shape
+
 # Operators whose FLOPs follow from their input shapes. Only leaves are listed
 # (aten::linear and aten::matmul reach aten::mm), so nothing is counted twice.
 _MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::bmm": 0, "aten::baddbmm": 1, "aten::_scaled_mm": 0}
@@ -296,7 +302,7 @@ def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
     if isinstance(dims, list) and isinstance(types, list):
         for shape, dtype in zip(dims, types, strict=False):
             size = _ELEMENT_SIZES.get(dtype, 0) if isinstance(dtype, str) else 0
-            if size and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape):
+            if size and isinstance(shape, list) and all(type(d) is int and 0 <= d < _DIM_LIMIT for d in shape):
                 shapes.append(shape)
                 sizes.append(size)
     computed = _shape_flops(name, shapes)

@@ -1,0 +1,206 @@
+"""Bad traces give correct metrics or one TraceFormatError naming the file; never a crash."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_gpuperf import TraceFormatError, analyze, load
+from tests.traces import DATA, kernel, runtime, trace
+
+
+def write(tmp_path: Path, content: bytes, name: str = "t.json") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty"),
+        (b"   \n", "file is empty"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel"', "the file ends early: truncated?"),
+        (b"this is not json", "not valid JSON"),
+        (b"\x80\x81garbage", "not UTF-8"),
+        (b'"a string"', "top level is a JSON str"),
+        (b"42", "top level is a JSON int"),
+        (b'{"events": []}', "no 'traceEvents' list"),
+        (b'{"traceEvents": {"a": 1}}', "no 'traceEvents' list"),
+        (b'{"traceEvents": [1, 2]}', "event 0 is a JSON int"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "dur": 1}]}', "event 0 (kernel) has no finite numeric"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "1", "dur": 1}]}', "no finite numeric"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": true}]}', "no finite numeric"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": -2}]}', "negative duration"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": NaN, "dur": 1}]}', "no finite numeric"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "ts": 1, "dur": 1}]}', "no 'name' string"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1' + b"0" * 400 + b', "dur": 1}]}',
+         "no finite numeric"),
+        (b'{"traceEvents": [{"ts": 1' + b"0" * 5000 + b"}]}", "not a usable JSON trace"),
+        (b"[" * 100000, "JSON nested too deeply"),
+    ],
+)
+def test_malformed_traces_raise_one_clear_error_naming_the_file(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(TraceFormatError) as info:
+        load(path)
+    assert str(path) in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceFormatError, match="cannot read file"):
+        load(tmp_path / "nope.json")
+
+
+def test_truncated_gzip(tmp_path: Path) -> None:
+    whole = (DATA / "gemm.json.gz").read_bytes()
+    path = write(tmp_path, whole[: len(whole) // 2], "t.json.gz")
+    with pytest.raises(TraceFormatError, match="corrupt or truncated gzip"):
+        load(path)
+
+
+def test_gzip_is_detected_by_content_not_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, gzip.compress(json.dumps(trace(kernel(0, 1))).encode()), "no_suffix")
+    assert analyze(load(path)).primary is not None
+
+
+def test_an_event_array_at_top_level_is_a_valid_chrome_trace(tmp_path: Path) -> None:
+    path = write(tmp_path, json.dumps([kernel(0, 2), kernel(3, 1)]).encode())
+    m = analyze(load(path)).primary
+    assert m is not None
+    assert (m.busy_us, m.span_us, m.gpu_active_pct) == (3.0, 4.0, 75.0)
+
+
+def test_events_out_of_order_give_the_same_metrics() -> None:
+    events = [runtime(0, 1, corr=1), kernel(2, 3, corr=1), runtime(6, 1, corr=2), kernel(8, 1, corr=2)]
+    forward = analyze(load(trace(*events))).to_dict()
+    backward = analyze(load(trace(*reversed(events)))).to_dict()
+    assert forward == backward
+
+
+def test_large_integer_timestamps_keep_nanosecond_precision() -> None:
+    # Timestamps past 2**53 (as a converter writing integer nanoseconds since the
+    # epoch would) lose whole units as floats; the loader rebases them exactly first.
+    base = 1_732_000_000_000_000_000
+    result = analyze(load(trace(kernel(base, 3), kernel(base + 4, 1), kernel(base + 7, 1))))
+    m = result.primary
+    assert m is not None
+    assert (m.busy_us, m.span_us) == (5.0, 8.0)
+    assert m.gaps.count == 2
+
+
+def test_nanosecond_time_unit_for_converters_that_write_nanoseconds() -> None:
+    m = analyze(load(trace(kernel(0, 1500), runtime(0, 3000, "cudaMalloc"), kernel(2000, 500)), time_unit="ns")).primary
+    assert m is not None
+    assert (m.busy_us, m.span_us) == (2.0, 2.5)
+    assert m.allocations.worst_ms == 0.003
+    with pytest.raises(ValueError, match="time_unit"):
+        load(trace(), time_unit="ms")
+
+
+def test_absurd_shapes_and_flop_counts_are_ignored_not_overflowed() -> None:
+    huge = 10**200
+    t = load(trace(
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 1,
+         "args": {"Input Dims": [[huge, huge], [huge, huge]], "Input type": ["float", "float"], "flops": huge}},
+        kernel(0, 1),
+    ))
+    assert t.flop_ops == []
+    assert analyze(t).primary is not None
+
+
+def test_events_of_other_phases_and_categories_are_ignored() -> None:
+    m = analyze(
+        load(
+            trace(
+                {"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": 0, "args": {}},
+                {"ph": "f", "cat": "ac2g", "id": 1, "ts": 1},
+                {"ph": "M", "name": "process_name", "args": {"name": "python"}},
+                {"ph": "X", "cat": "python_function", "name": "f", "ts": "not checked", "dur": None},
+                {"ph": "X", "cat": None, "name": "x"},
+                kernel(0, 1),
+            )
+        )
+    ).primary
+    assert m is not None and m.device_ops == 1
+
+
+# A JSON value of any shape, biased towards trace-like objects.
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5)
+)
+event = st.fixed_dictionaries(
+    {},
+    optional={
+        "ph": st.sampled_from(["X", "i", "B", 3]),
+        "cat": st.sampled_from(["kernel", "gpu_memcpy", "gpu_memset", "cpu_op", "cuda_runtime", "cuda_driver",
+                                "user_annotation", "Kernel", 5]),
+        "name": st.one_of(st.sampled_from(["ncclK", "gemm", "cudaMalloc", "cudaGraphLaunch", "cudaFree",
+                                           "cudaDeviceSynchronize", "ProfilerStep#1", "aten::mm"]), json_leaf),
+        "ts": st.one_of(st.integers(-10**20, 10**20), st.floats(-1e18, 1e18), json_leaf),
+        "dur": st.one_of(st.integers(0, 10**6), st.floats(0, 1e6), json_leaf),
+        "pid": json_leaf,
+        "tid": json_leaf,
+        "args": st.one_of(
+            json_leaf,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "correlation": st.one_of(st.integers(0, 5), json_leaf),
+                    "device": st.one_of(st.integers(0, 2), json_leaf),
+                    "stream": json_leaf,
+                    "flops": json_leaf,
+                    "Input Dims": st.lists(st.one_of(st.lists(st.integers(-2, 64), max_size=4), json_leaf),
+                                           max_size=4),
+                    "Input type": st.lists(st.one_of(st.sampled_from(["float", "c10::BFloat16"]), json_leaf),
+                                           max_size=4),
+                },
+            ),
+        ),
+    },
+)
+any_json = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4),
+                                                                                                inner, max_size=4),
+                        max_leaves=12)
+
+
+def _analyze_or_trace_error(source: Any) -> None:
+    try:
+        result = analyze(load(source))
+    except TraceFormatError:
+        return
+    json.dumps(result.to_dict())  # whatever loads must also report
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(event, max_size=12), st.dictionaries(st.sampled_from(["deviceProperties", "distributedInfo"]),
+                                                     any_json, max_size=2))
+def test_fuzzed_trace_events_never_crash(events: list[Any], top: dict[str, Any]) -> None:
+    _analyze_or_trace_error({"traceEvents": events, **top})
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_json)
+def test_fuzzed_json_documents_never_crash(document: Any) -> None:
+    if isinstance(document, dict):
+        _analyze_or_trace_error(document)
+    _analyze_or_trace_error({"traceEvents": document})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzzed_bytes_never_crash(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "t.json"
+    path.write_bytes(raw)
+    _analyze_or_trace_error(path)
+    path.write_bytes(gzip.compress(raw))
+    _analyze_or_trace_error(path)
+    path.write_bytes(b"SQLite format 3\x00" + raw)
+    _analyze_or_trace_error(path)
