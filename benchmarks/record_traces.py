@@ -25,7 +25,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import tiny_llama  # noqa: E402
+import tiny_llama
 
 STEPS = 2
 

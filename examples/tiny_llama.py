@@ -110,8 +110,15 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.dim)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor,
-                cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+    ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), positions, cache_k, cache_v, cos, sin)
         return x + self.mlp(self.mlp_norm(x))
 
@@ -135,8 +142,9 @@ class TinyLlama(nn.Module):
         vs = [torch.zeros(shape, dtype=ref.dtype, device=ref.device) for _ in range(cfg.layers)]
         return ks, vs
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor,
-                cache: tuple[list[torch.Tensor], list[torch.Tensor]]) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, positions: torch.Tensor, cache: tuple[list[torch.Tensor], list[torch.Tensor]]
+    ) -> torch.Tensor:
         """Logits of the last position. tokens: [batch, seq]; positions: [seq]."""
         if not hasattr(self, "_rope") or self._rope[0].device != tokens.device:
             self._rope = rope_tables(self.cfg, tokens.device)
@@ -175,7 +183,8 @@ class Decoder:
         return self.token
 
 
-def build(cfg: Config | None = None, device: str = "cuda", dtype: torch.dtype = torch.bfloat16,
-          seed: int = 0) -> TinyLlama:
+def build(
+    cfg: Config | None = None, device: str = "cuda", dtype: torch.dtype = torch.bfloat16, seed: int = 0
+) -> TinyLlama:
     torch.manual_seed(seed)
     return TinyLlama(cfg or Config()).to(device=device, dtype=dtype).eval()

@@ -55,6 +55,9 @@ COPY_FIX = (
 FUSE_FIX = "then torch.compile the step to fuse its {n} small elementwise kernels"
 
 
+Finding = tuple[str, str, tuple[str, ...]]  # (kind, method, evidence)
+
+
 def is_gemm(kernel_name: str) -> bool:
     return _GEMM.search(kernel_name) is not None
 
@@ -64,32 +67,30 @@ def is_elementwise(kernel_name: str) -> bool:
 
 
 def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
-    findings: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, method, evidence)
+    findings: list[Finding] = []
     span = m.span_us
 
     allocs, frees = m.allocations, m.frees
     stall_pct = 100.0 * m.allocator_stall_us / span if span > 0 else 0.0
     if allocs.slow + frees.slow and stall_pct >= ALLOCATION_STALL_PCT:
-        evidence = (
+        stall_evidence = (
             f"allocator calls over 1 ms take {stall_pct:.1f}% of the step: {allocs.slow} cudaMalloc "
             f"(worst {allocs.worst_ms:.2f} ms), {frees.slow} cudaFree (worst {frees.worst_ms:.2f} ms)",
         )
-        findings.append(("allocation-stalls", "trace", evidence))
+        findings.append(("allocation-stalls", "trace", stall_evidence))
 
     idle_pct = 100.0 - m.gpu_active_pct
     if span > 0 and idle_pct >= OVERHEAD_IDLE_PCT and m.gaps.host_share_pct >= HOST_GAP_SHARE_PCT:
-        evidence = [
+        idle_evidence = [
             f"GPU idle {idle_pct:.1f}% of the step; {m.gaps.host_share_pct:.0f}% of the idle time waits "
             f"for the host to launch the next kernel ({m.gaps.count} gaps, median {m.gaps.median_us:.1f} us)"
         ]
         if m.dispatch_ratio is not None:
-            evidence.append(f"dispatch ratio {m.dispatch_ratio:.2f} (host time per unit of GPU busy time)")
-        findings.append(("overhead-bound", "trace", tuple(evidence)))
+            idle_evidence.append(f"dispatch ratio {m.dispatch_ratio:.2f} (host time per unit of GPU busy time)")
+        findings.append(("overhead-bound", "trace", tuple(idle_evidence)))
 
     if m.nccl_pct is not None and m.nccl_pct >= COMMUNICATION_PCT:
-        findings.append(
-            ("communication-bound", "trace", (f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time",))
-        )
+        findings.append(("communication-bound", "trace", (f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time",)))
 
     findings.append(_compute_or_memory(m, trace))
 
@@ -101,7 +102,7 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
     return Bottleneck(kind, method, evidence, fix, secondary)
 
 
-def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> tuple[str, str, tuple[str, ...]]:
+def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> Finding:
     copy_us = m.memcpy.total_us + m.memset.total_us
     device_us = m.kernel_us + copy_us
     if device_us > 0 and 100.0 * copy_us / device_us >= COPY_SHARE_PCT:
@@ -122,15 +123,14 @@ def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> tuple[str, str, tuple[
         ridge = peak.ridge_flop_per_byte(element_size)
         intensity = m.flops / m.flop_bytes
         kind = "compute-bound" if intensity >= ridge else "memory-bound"
-        evidence = (
+        roofline = (
             f"arithmetic intensity {intensity:.1f} FLOP/byte against the {peak.name} ridge point "
             f"{ridge:.0f} FLOP/byte ({element_size}-byte operands, datasheet peaks)",
             f"{m.flops / 1e9:.2f} GFLOP over {m.busy_us:.0f} us busy: "
             f"{m.flops / m.busy_us / 1e6 if m.busy_us else 0.0:.1f} TFLOP/s achieved",
         )
-        return kind, "roofline", evidence
+        return kind, "roofline", roofline
     gemm_pct = 100.0 * m.gemm_us / m.kernel_us if m.kernel_us > 0 else 0.0
     kind = "compute-bound" if gemm_pct >= GEMM_SHARE_PCT else "memory-bound"
     why = "no FLOP counts in the trace" if m.flops <= 0 else f"no peak rates known for {m.device_name or 'this GPU'}"
-    evidence = (f"GEMM kernels take {gemm_pct:.1f}% of kernel time (heuristic: {why}, so no roofline)",)
-    return kind, "heuristic", evidence
+    return kind, "heuristic", (f"GEMM kernels take {gemm_pct:.1f}% of kernel time (heuristic: {why}, so no roofline)",)

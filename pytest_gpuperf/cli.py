@@ -51,14 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         results.append(metrics.analyze(loaded, top=args.top))
     spread = rank_spread(results) if len(results) > 1 else None
     if args.json:
-        payload: Any = results[0].to_dict() if spread is None else {
-            "ranks": [r.to_dict() for r in results],
-            "spread": {
-                "ranks": list(spread.ranks),
-                "metrics": {s.metric: {**asdict(s), "spread": s.spread} for s in spread.metrics},
-                "nccl_imbalance_pct": spread.nccl_imbalance_pct,
-            },
-        }
+        payload: Any = (
+            results[0].to_dict()
+            if spread is None
+            else {
+                "ranks": [r.to_dict() for r in results],
+                "spread": {
+                    "ranks": list(spread.ranks),
+                    "metrics": {s.metric: {**asdict(s), "spread": s.spread} for s in spread.metrics},
+                    "nccl_imbalance_pct": spread.nccl_imbalance_pct,
+                },
+            }
+        )
         json.dump(payload, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
         sys.stdout.write("\n")
     else:

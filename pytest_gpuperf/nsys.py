@@ -51,7 +51,8 @@ def load_nsys(path: str | Path) -> Trace:
 
 def _read(conn: sqlite3.Connection, source: str) -> Trace:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "StringIds" not in tables or not any(t in tables for t, _ in _DEVICE_TABLES) and _RUNTIME not in tables:
+    has_activity = _RUNTIME in tables or any(t in tables for t, _ in _DEVICE_TABLES)
+    if "StringIds" not in tables or not has_activity:
         raise TraceFormatError(source, "SQLite file has no CUPTI_ACTIVITY_KIND_* and StringIds tables")
     strings = dict(conn.execute("SELECT id, value FROM StringIds"))
     rows: list[tuple[str, tuple[Any, ...]]] = []
@@ -81,7 +82,7 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
             name = strings.get(row[2], "")
             call = ApiCall(name, start, end)
             trace.host.append((start, end))
-            if type(row[3]) is int:
+            if type(row[3]) is int and row[3] != 0:  # CUPTI's 0 means "no correlation"
                 trace.api_calls[row[3]] = call
             if is_sync_call(name):
                 trace.syncs.append((start, end))
@@ -92,7 +93,7 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
             continue
         # (start, end, deviceId, streamId, correlationId, name id)
         name = strings.get(row[5], "") if kind == KERNEL else ("Memcpy" if kind == MEMCPY else "Memset")
-        correlation = row[4] if type(row[4]) is int else None
+        correlation = row[4] if type(row[4]) is int and row[4] != 0 else None
         trace.device_ops.append(DeviceOp(start, end, kind, name, _int(row[2]), _int(row[3]), correlation))
     return trace
 

@@ -63,9 +63,8 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         out.append("  top kernels     total us   count    mean us  % kernel  name")
         for k in m.top_kernels:
             name = k.name if len(k.name) <= 90 else k.name[:87] + "..."
-            out.append(
-                f"                {k.total_us:10.1f} {k.count:7d} {k.mean_us:10.2f} {k.pct_of_kernel_time:8.1f}%  {name}"
-            )
+            row = f"{k.total_us:10.1f} {k.count:7d} {k.mean_us:10.2f} {k.pct_of_kernel_time:8.1f}%  {name}"
+            out.append(" " * 16 + row)
     return out
 
 
@@ -77,5 +76,7 @@ def render_ranks(spread: RankSpread) -> str:
             f"max {s.maximum:10.2f} (rank {s.max_rank})  spread {s.spread:.2f}"
         )
     imbalance = _num(spread.nccl_imbalance_pct, ".1f", "no NCCL kernels")
-    lines.append(f"  NCCL time imbalance (max-min)/max: {imbalance}{' %' if spread.nccl_imbalance_pct is not None else ''}")
+    lines.append(
+        f"  NCCL time imbalance (max-min)/max: {imbalance}{' %' if spread.nccl_imbalance_pct is not None else ''}"
+    )
     return "\n".join(lines)

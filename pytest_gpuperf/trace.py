@@ -20,7 +20,7 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from pytest_gpuperf.intervals import Interval
 
@@ -136,7 +136,9 @@ def _parse_json(raw: bytes, name: str) -> Any:
         raise TraceFormatError(name, "not a JSON trace (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         hint = " (the file ends early: truncated?)" if exc.pos >= len(exc.doc.rstrip()) else ""
-        raise TraceFormatError(name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}") from None
+        raise TraceFormatError(
+            name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
+        ) from None
     except ValueError as exc:  # e.g. an integer literal past Python's digit limit
         raise TraceFormatError(name, f"not a usable JSON trace: {exc}") from None
     except RecursionError:
@@ -176,7 +178,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             continue
         cat = cat.lower()
         device_kind = _DEVICE_CATEGORIES.get(cat)
-        name = ev.get("name")
+        name: Any = ev.get("name")
         is_step = type(name) is str and name.startswith("ProfilerStep#")
         if device_kind is None and cat not in _HOST_CATEGORIES and not is_step:
             continue
@@ -198,7 +200,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
         if type(args) is not dict:
             args = {}
         correlation = args.get("correlation")
-        if type(correlation) is not int:
+        if type(correlation) is not int or correlation == 0:  # CUPTI's 0 means "no correlation"
             correlation = None
         if device_kind is not None:
             device = args.get("device", ev.get("pid"))
@@ -237,7 +239,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
 _INT_LIMIT = 2**63  # no real timestamp, duration or count reaches it; beyond float range ints would overflow
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     kind = type(value)
     if kind is int:
         return bool(-_INT_LIMIT < value < _INT_LIMIT)
@@ -306,7 +308,7 @@ def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
                 shapes.append(shape)
                 sizes.append(size)
     computed = _shape_flops(name, shapes)
-    given = args.get("flops")
+    given: Any = args.get("flops")
     flops = float(given) if _is_number(given) and given > 0 else computed[0] if computed else 0.0
     if flops <= 0:
         return None
@@ -327,6 +329,6 @@ def _shape_flops(name: str, shapes: list[list[int]]) -> tuple[float, int] | None
             m, k, n = a[-2], a[-1], b[-1]
             return 2.0 * batch * m * k * n, batch * m * n
     elif name in _ATTENTION_OPS and len(shapes) >= 3 and all(len(s) == 4 for s in shapes[:3]):
-        (b, h, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[:3]
-        return 2.0 * b * h * sq * sk * (d + dv), b * h * sq * dv
+        (nb, heads, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[:3]
+        return 2.0 * nb * heads * sq * sk * (d + dv), nb * heads * sq * dv
     return None

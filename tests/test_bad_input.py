@@ -34,14 +34,19 @@ def write(tmp_path: Path, content: bytes, name: str = "t.json") -> Path:
         (b'{"events": []}', "no 'traceEvents' list"),
         (b'{"traceEvents": {"a": 1}}', "no 'traceEvents' list"),
         (b'{"traceEvents": [1, 2]}', "event 0 is a JSON int"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "dur": 1}]}', "event 0 (kernel) has no finite numeric"),
+        (
+            b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "dur": 1}]}',
+            "event 0 (kernel) has no finite numeric",
+        ),
         (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "1", "dur": 1}]}', "no finite numeric"),
         (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": true}]}', "no finite numeric"),
         (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": -2}]}', "negative duration"),
         (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": NaN, "dur": 1}]}', "no finite numeric"),
         (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "ts": 1, "dur": 1}]}', "no 'name' string"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1' + b"0" * 400 + b', "dur": 1}]}',
-         "no finite numeric"),
+        (
+            b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1' + b"0" * 400 + b', "dur": 1}]}',
+            "no finite numeric",
+        ),
         (b'{"traceEvents": [{"ts": 1' + b"0" * 5000 + b"}]}", "not a usable JSON trace"),
         (b"[" * 100000, "JSON nested too deeply"),
     ],
@@ -107,11 +112,19 @@ def test_nanosecond_time_unit_for_converters_that_write_nanoseconds() -> None:
 
 def test_absurd_shapes_and_flop_counts_are_ignored_not_overflowed() -> None:
     huge = 10**200
-    t = load(trace(
-        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 1,
-         "args": {"Input Dims": [[huge, huge], [huge, huge]], "Input type": ["float", "float"], "flops": huge}},
-        kernel(0, 1),
-    ))
+    t = load(
+        trace(
+            {
+                "ph": "X",
+                "cat": "cpu_op",
+                "name": "aten::mm",
+                "ts": 0,
+                "dur": 1,
+                "args": {"Input Dims": [[huge, huge], [huge, huge]], "Input type": ["float", "float"], "flops": huge},
+            },
+            kernel(0, 1),
+        )
+    )
     assert t.flop_ops == []
     assert analyze(t).primary is not None
 
@@ -140,11 +153,35 @@ event = st.fixed_dictionaries(
     {},
     optional={
         "ph": st.sampled_from(["X", "i", "B", 3]),
-        "cat": st.sampled_from(["kernel", "gpu_memcpy", "gpu_memset", "cpu_op", "cuda_runtime", "cuda_driver",
-                                "user_annotation", "Kernel", 5]),
-        "name": st.one_of(st.sampled_from(["ncclK", "gemm", "cudaMalloc", "cudaGraphLaunch", "cudaFree",
-                                           "cudaDeviceSynchronize", "ProfilerStep#1", "aten::mm"]), json_leaf),
-        "ts": st.one_of(st.integers(-10**20, 10**20), st.floats(-1e18, 1e18), json_leaf),
+        "cat": st.sampled_from(
+            [
+                "kernel",
+                "gpu_memcpy",
+                "gpu_memset",
+                "cpu_op",
+                "cuda_runtime",
+                "cuda_driver",
+                "user_annotation",
+                "Kernel",
+                5,
+            ]
+        ),
+        "name": st.one_of(
+            st.sampled_from(
+                [
+                    "ncclK",
+                    "gemm",
+                    "cudaMalloc",
+                    "cudaGraphLaunch",
+                    "cudaFree",
+                    "cudaDeviceSynchronize",
+                    "ProfilerStep#1",
+                    "aten::mm",
+                ]
+            ),
+            json_leaf,
+        ),
+        "ts": st.one_of(st.integers(-(10**20), 10**20), st.floats(-1e18, 1e18), json_leaf),
         "dur": st.one_of(st.integers(0, 10**6), st.floats(0, 1e6), json_leaf),
         "pid": json_leaf,
         "tid": json_leaf,
@@ -157,18 +194,20 @@ event = st.fixed_dictionaries(
                     "device": st.one_of(st.integers(0, 2), json_leaf),
                     "stream": json_leaf,
                     "flops": json_leaf,
-                    "Input Dims": st.lists(st.one_of(st.lists(st.integers(-2, 64), max_size=4), json_leaf),
-                                           max_size=4),
-                    "Input type": st.lists(st.one_of(st.sampled_from(["float", "c10::BFloat16"]), json_leaf),
-                                           max_size=4),
+                    "Input Dims": st.lists(st.one_of(st.lists(st.integers(-2, 64), max_size=4), json_leaf), max_size=4),
+                    "Input type": st.lists(
+                        st.one_of(st.sampled_from(["float", "c10::BFloat16"]), json_leaf), max_size=4
+                    ),
                 },
             ),
         ),
     },
 )
-any_json = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4),
-                                                                                                inner, max_size=4),
-                        max_leaves=12)
+any_json = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def _analyze_or_trace_error(source: Any) -> None:
@@ -180,8 +219,10 @@ def _analyze_or_trace_error(source: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(event, max_size=12), st.dictionaries(st.sampled_from(["deviceProperties", "distributedInfo"]),
-                                                     any_json, max_size=2))
+@given(
+    st.lists(event, max_size=12),
+    st.dictionaries(st.sampled_from(["deviceProperties", "distributedInfo"]), any_json, max_size=2),
+)
 def test_fuzzed_trace_events_never_crash(events: list[Any], top: dict[str, Any]) -> None:
     _analyze_or_trace_error({"traceEvents": events, **top})
 

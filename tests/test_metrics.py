@@ -86,8 +86,14 @@ def test_launches_join_by_correlation_and_count_each_host_call_once() -> None:
         kernel(16, 1, corr=4),
         kernel(18, 1, corr=4),  # a second kernel of the same graph launch
         kernel(20, 1, corr=4),
-        {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy DtoH", "ts": 22, "dur": 1,
-         "args": {"device": 0, "correlation": 5}},
+        {
+            "ph": "X",
+            "cat": "gpu_memcpy",
+            "name": "Memcpy DtoH",
+            "ts": 22,
+            "dur": 1,
+            "args": {"device": 0, "correlation": 5},
+        },
         kernel(24, 1, corr=99),  # no host call in the trace
         kernel(26, 1),  # no correlation at all
     )

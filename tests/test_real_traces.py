@@ -88,8 +88,17 @@ def brute_force(name: str) -> BruteForce:
     launches: Counter[str] = Counter()
     for corr in {e["args"].get("correlation") for e in device}:
         call = api.get(corr, "unmatched")
-        launches["graph" if "GraphLaunch" in call else "runtime" if call.startswith("cudaLaunch") else
-                 "driver" if call.startswith("cuLaunch") else "unmatched" if call == "unmatched" else "other"] += 1
+        launches[
+            "graph"
+            if "GraphLaunch" in call
+            else "runtime"
+            if call.startswith("cudaLaunch")
+            else "driver"
+            if call.startswith("cuLaunch")
+            else "unmatched"
+            if call == "unmatched"
+            else "other"
+        ] += 1
     return BruteForce(
         100.0 * busy_ns / (hi - lo),
         host_map.count(1) / busy_ns,
@@ -125,8 +134,12 @@ def test_recorded_trace_metrics_agree_with_brute_force(name: str) -> None:
     assert m.busy_us == pytest.approx(truth.busy_us, abs=0.01 * m.device_ops)
     assert (m.kernels, m.device_ops) == (truth.kernels, truth.device_ops)
     assert (m.nccl_pct or 0.0) == pytest.approx(truth.nccl_pct)
-    launched = {"runtime": m.launches.runtime, "driver": m.launches.driver, "graph": m.launches.graph,
-                "other": m.launches.other}
+    launched = {
+        "runtime": m.launches.runtime,
+        "driver": m.launches.driver,
+        "graph": m.launches.graph,
+        "other": m.launches.other,
+    }
     assert {k: v for k, v in launched.items() if v} == {k: v for k, v in truth.launches.items() if k != "unmatched"}
 
 

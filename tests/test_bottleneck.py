@@ -1,0 +1,100 @@
+"""Bottleneck classes, their evidence and the fix to try first."""
+
+from __future__ import annotations
+
+from pytest_gpuperf import analyze, load
+from pytest_gpuperf.model import Bottleneck
+from tests.traces import cpu_op, kernel, runtime, trace
+
+H100 = [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}]
+
+
+def classify(*events: object, **top: object) -> Bottleneck:
+    m = analyze(load(trace(*events, **top))).primary  # type: ignore[arg-type]
+    assert m is not None and m.classification is not None
+    return m.classification
+
+
+def busy_stream(n: int, name: str, start: float = 0.0, dur: float = 10.0, stream: int = 7) -> list[object]:
+    return [kernel(start + i * dur, dur, name, stream=stream) for i in range(n)]
+
+
+def test_host_launch_gaps_are_overhead_bound_with_graph_then_compile_advice() -> None:
+    events: list[object] = []
+    for i in range(10):  # 1 us kernels launched every 10 us, each launch after the previous kernel ended
+        events += [runtime(i * 10.0, 1.0, corr=i + 1), kernel(i * 10.0 + 2, 1.0, "elementwise_kernel", corr=i + 1)]
+    c = classify(*events)
+    assert c.kind == "overhead-bound" and c.method == "trace"
+    assert "CUDA graph" in c.fix and "torch.compile" in c.fix
+    assert "waits for the host" in c.evidence[0]
+
+
+def test_idle_gaps_not_caused_by_the_host_are_not_overhead() -> None:
+    events: list[object] = [runtime(0, 1, corr=i + 1) for i in range(10)]  # everything launched up front
+    events += [kernel(10 + i * 10.0, 2.0, "gemm", corr=i + 1) for i in range(10)]
+    assert classify(*events).kind != "overhead-bound"
+
+
+def test_nccl_share_over_ten_percent_is_communication_bound() -> None:
+    c = classify(*busy_stream(8, "gemm"), *busy_stream(2, "ncclDevKernel_AllReduce", stream=20))
+    assert c.kind == "communication-bound"
+    assert "overlap communication" in c.fix
+    assert "NCCL kernels take 20.0% of kernel time" in c.evidence[0]
+
+
+def test_gemm_share_without_flops_is_a_labelled_heuristic() -> None:
+    c = classify(
+        *busy_stream(6, "sm90_xmma_gemm_bf16"), *busy_stream(4, "elementwise", start=60), deviceProperties=H100
+    )
+    assert (c.kind, c.method) == ("compute-bound", "heuristic")
+    assert "no FLOP counts" in c.evidence[0]
+    c = classify(*busy_stream(4, "gemm"), *busy_stream(6, "softmax", start=40))
+    assert (c.kind, c.method) == ("memory-bound", "heuristic")
+
+
+def mm(m: int, k: int, n: int, dtype: str = "c10::BFloat16") -> dict[str, object]:
+    return cpu_op(0, 1, "aten::mm", **{"Input Dims": [[m, k], [k, n]], "Input type": [dtype, dtype]})
+
+
+def test_roofline_uses_intensity_against_the_ridge_point_of_the_device() -> None:
+    decode = classify(mm(1, 4096, 4096), *busy_stream(5, "gemm"), deviceProperties=H100)
+    assert (decode.kind, decode.method) == ("memory-bound", "roofline")
+    assert "H100 SXM ridge point 295" in decode.evidence[0]
+    prefill = classify(mm(4096, 4096, 4096), *busy_stream(5, "gemm"), deviceProperties=H100)
+    assert (prefill.kind, prefill.method) == ("compute-bound", "roofline")
+    # fp32 operands have a far lower ridge (plain fp32 math): 64 FLOP/B is compute-bound there.
+    fp32 = classify(mm(128, 128, 128, "float"), *busy_stream(5, "gemm"), deviceProperties=H100)
+    assert fp32.kind == "compute-bound" and "ridge point 20 " in fp32.evidence[0]
+
+
+def test_an_unknown_gpu_falls_back_to_the_heuristic_and_says_why() -> None:
+    c = classify(mm(4096, 4096, 4096), *busy_stream(5, "gemm"), deviceProperties=[{"id": 0, "name": "Mystery GPU"}])
+    assert c.method == "heuristic"
+    assert "no peak rates known for Mystery GPU" in c.evidence[0]
+
+
+def test_slow_allocator_calls_are_allocation_stalls_with_the_pool_advice() -> None:
+    c = classify(runtime(0, 3000, "cudaMalloc"), runtime(3000, 2000, "cudaFree"), kernel(0, 10), kernel(9990, 10))
+    assert c.kind == "allocation-stalls"
+    assert "kv_pool" in c.fix
+    assert "1 cudaMalloc (worst 3.00 ms), 1 cudaFree (worst 2.00 ms)" in c.evidence[0]
+
+
+def test_copy_dominated_steps_get_copy_advice() -> None:
+    copies = [
+        {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "ts": i * 10.0, "dur": 10.0, "args": {"device": 0}}
+        for i in range(5)
+    ]
+    c = classify(*copies, kernel(50, 1))
+    assert (c.kind, c.method) == ("memory-bound", "trace")
+    assert "pinned memory" in c.fix
+
+
+def test_secondary_findings_are_kept() -> None:
+    events: list[object] = []
+    for i in range(10):
+        name = "ncclKernel" if i % 2 else "gemm"
+        events += [runtime(i * 10.0, 1.0, corr=i + 1), kernel(i * 10.0 + 2, 2.0, name, corr=i + 1)]
+    c = classify(*events)
+    assert c.kind == "overhead-bound"
+    assert any(s.startswith("communication-bound") for s in c.secondary)

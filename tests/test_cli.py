@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_gpuperf.cli import main
+from tests.traces import DATA, kernel, trace
+
+
+def test_text_report_names_the_metrics_the_bottleneck_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(DATA / "decode_eager.json.gz"), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "device 0: NVIDIA H100 80GB HBM3" in out
+    assert "GPU active      4.69 %" in out
+    assert "dispatch ratio  16.57" in out
+    assert "bottleneck      overhead-bound (trace)" in out
+    assert "try first: capture the step as a CUDA graph" in out
+    assert out.count("nvjet") + out.count("elementwise") >= 3  # three top-kernel rows
+
+
+def test_json_keys_are_the_metric_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(DATA / "gemm.json.gz"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "gpu_active_pct",
+        "busy_us",
+        "span_us",
+        "kernels",
+        "device_ops",
+        "dispatch_ratio",
+        "nccl_pct",
+        "launches",
+        "gaps",
+        "top_kernels",
+        "memcpy",
+        "memset",
+        "allocations",
+        "classification",
+        "kernels_per_step",
+        "busy_us_per_step",
+        "devices",
+        "steps",
+    ):
+        assert key in out, key
+    assert out["classification"]["kind"] == "compute-bound"
+    assert out["gpu_active_pct"] == pytest.approx(93.6059, abs=1e-4)
+
+
+def test_several_traces_are_ranks_with_their_spread(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    paths = []
+    for rank, nccl in enumerate((2.0, 4.0)):
+        path = tmp_path / f"rank{rank}.json"
+        path.write_text(
+            json.dumps(trace(kernel(0, 5, "gemm"), kernel(5, nccl, "ncclKernel"), distributedInfo={"rank": rank}))
+        )
+        paths.append(str(path))
+    assert main(["analyze", *paths]) == 0
+    assert "NCCL time imbalance (max-min)/max: 50.0 %" in capsys.readouterr().out
+    assert main(["analyze", *paths, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in out["ranks"]] == [0, 1]
+    assert out["spread"]["nccl_imbalance_pct"] == 50.0
+
+
+def test_a_bad_trace_is_one_error_line_and_exit_code_two(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"traceEvents": [')
+    assert main(["analyze", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gpuperf: error: {bad}: not valid JSON")
+    assert err.count("\n") == 1
+
+
+def test_a_host_only_trace_reports_gpu_metrics_unavailable(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(trace({"ph": "X", "cat": "cpu_op", "name": "aten::add", "ts": 0, "dur": 1})))
+    assert main(["analyze", str(path)]) == 0
+    assert "GPU metrics unavailable: no GPU events" in capsys.readouterr().out
+
+
+def test_console_script_runs_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--json" in done.stdout and "--top" in done.stdout

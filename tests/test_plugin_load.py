@@ -1,0 +1,37 @@
+"""Loading the plugin is cheap: every pytest run of an environment that has it pays."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_loading_the_plugin_does_not_import_torch() -> None:
+    code = (
+        "import sys, pytest_gpuperf.plugin, pytest_gpuperf.cli, pytest_gpuperf.metrics;sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_pytest_run_with_the_plugin_installed_does_not_import_torch(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        @pytest.mark.gpu_budget(p99_ms=40)
+        def test_body():
+            assert "torch" not in sys.modules
+        """
+    )
+    # --strict-markers passes only if the plugin, loaded by its entry point, declared gpu_budget.
+    result = pytester.runpytest_subprocess("--strict-markers")
+    result.assert_outcomes(passed=1)
+
+
+def test_the_plugin_is_registered_through_its_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    assert any(ep.value == "pytest_gpuperf.plugin" for ep in entry_points(group="pytest11"))
