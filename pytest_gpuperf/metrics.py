@@ -28,13 +28,18 @@ from pytest_gpuperf.model import (
     Launches,
     TraceMetrics,
 )
-from pytest_gpuperf.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace
+from pytest_gpuperf.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
 
 SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
 
 
 def analyze(trace: Trace, *, top: int = 10) -> TraceMetrics:
+    with collector_paused():
+        return _analyze(trace, top)
+
+
+def _analyze(trace: Trace, top: int) -> TraceMetrics:
     if not trace.device_ops:
         return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS)
     by_device: dict[int, list[DeviceOp]] = defaultdict(list)
@@ -93,8 +98,9 @@ def _device_metrics(
         dispatch_ratio = host_us / busy_us
 
     kernels = [op for op in ops if op.kind == KERNEL]
-    kernel_us = sum(op.end - op.start for op in kernels)
-    nccl_us = sum(op.end - op.start for op in kernels if "nccl" in op.name.lower())
+    by_name = _kernels_by_name(kernels)  # names repeat: classify each once, not per launch
+    kernel_us = sum(total for _, total in by_name.values())
+    nccl_us = sum(total for name, (_, total) in by_name.items() if "nccl" in name.lower())
     nccl_pct: float | None = None
     if kernel_us > 0:
         nccl_pct = 100.0 * nccl_us / kernel_us
@@ -114,11 +120,11 @@ def _device_metrics(
         dispatch_ratio=dispatch_ratio,
         nccl_pct=nccl_pct,
         nccl_us=nccl_us,
-        gemm_us=sum(op.end - op.start for op in kernels if is_gemm(op.name)),
-        elementwise_kernels=sum(1 for op in kernels if is_elementwise(op.name)),
+        gemm_us=sum(total for name, (_, total) in by_name.items() if is_gemm(name)),
+        elementwise_kernels=sum(count for name, (count, _) in by_name.items() if is_elementwise(name)),
         launches=_launches(ops, trace.api_calls),
         gaps=_gaps(ops, busy, trace.api_calls),
-        top_kernels=_top_kernels(kernels, kernel_us, top),
+        top_kernels=_top_kernels(by_name, kernel_us, top),
         memcpy=_copies(ops, MEMCPY),
         memset=_copies(ops, MEMSET),
         allocator_stall_us=intervals.total(intervals.clip(slow_calls, lo, hi)),
@@ -175,20 +181,25 @@ def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[i
     )
 
 
-def _top_kernels(kernels: list[DeviceOp], kernel_us: float, top: int) -> tuple[KernelStat, ...]:
-    totals: dict[str, float] = defaultdict(float)
+def _kernels_by_name(kernels: list[DeviceOp]) -> dict[str, tuple[int, float]]:
+    """name -> (count, summed duration)."""
     counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, float] = defaultdict(float)
     for op in kernels:
-        totals[op.name] += op.end - op.start
         counts[op.name] += 1
-    ranked = sorted(totals, key=lambda name: (-totals[name], name))[:top]
+        totals[op.name] += op.end - op.start
+    return {name: (counts[name], totals[name]) for name in counts}
+
+
+def _top_kernels(by_name: dict[str, tuple[int, float]], kernel_us: float, top: int) -> tuple[KernelStat, ...]:
+    ranked = sorted(by_name, key=lambda name: (-by_name[name][1], name))[:top]
     return tuple(
         KernelStat(
             name,
-            counts[name],
-            totals[name],
-            totals[name] / counts[name],
-            100.0 * totals[name] / kernel_us if kernel_us > 0 else 0.0,
+            by_name[name][0],
+            by_name[name][1],
+            by_name[name][1] / by_name[name][0],
+            100.0 * by_name[name][1] / kernel_us if kernel_us > 0 else 0.0,
         )
         for name in ranked
     )

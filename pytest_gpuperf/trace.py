@@ -13,30 +13,43 @@ integer timestamps far beyond 2**53.
 
 from __future__ import annotations
 
+import gc
 import gzip
-import json
 import math
 import os
+import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from math import isfinite
 from pathlib import Path
 from typing import Any, NamedTuple, TypeGuard
+
+import msgspec
 
 from pytest_gpuperf.intervals import Interval
 
 KERNEL, MEMCPY, MEMSET = "kernel", "memcpy", "memset"
 
-# Kineto categories, current spellings and the capitalised ones of older releases.
-_DEVICE_CATEGORIES = {
+# What each Kineto category is to the analysis, by current spelling and the
+# capitalised ones of older releases (anything else is looked up lower-cased).
+_OP, _API, _ANNOTATION = "op", "api", "annotation"
+_DEVICE_KINDS = frozenset({KERNEL, MEMCPY, MEMSET})
+_ROLES = {
     "kernel": KERNEL,
     "gpu_memcpy": MEMCPY,
     "gpu_memset": MEMSET,
     "memcpy": MEMCPY,
     "memset": MEMSET,
+    "cpu_op": _OP,
+    "operator": _OP,
+    "cuda_runtime": _API,
+    "runtime": _API,
+    "cuda_driver": _API,
+    "driver": _API,
+    "user_annotation": _ANNOTATION,  # only ProfilerStep# annotations are read, to count steps
 }
-_HOST_CATEGORIES = {"cpu_op", "operator", "cuda_runtime", "runtime", "cuda_driver", "driver"}
-_API_CATEGORIES = {"cuda_runtime", "runtime", "cuda_driver", "driver"}
-_OP_CATEGORIES = {"cpu_op", "operator"}
 
 _TIME_UNITS = {"us": 1.0, "ns": 1e-3}
 
@@ -108,7 +121,12 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "u
     """Load a Kineto/Chrome trace (path to ``.json`` or ``.json.gz``, or a parsed
     dict) or an Nsight Systems SQLite export (path), chosen by content."""
     if isinstance(source, dict):
-        return from_chrome(source, "<dict>", time_unit=time_unit)
+        # Through the same decoder as a file: one path, one set of checks.
+        try:
+            raw = msgspec.json.encode(source)
+        except (TypeError, ValueError, msgspec.MsgspecError) as exc:
+            raise TraceFormatError("<dict>", f"not JSON data: {exc}") from None
+        return from_chrome(_decode(raw, "<dict>"), "<dict>", time_unit=time_unit)
     path = Path(source)
     name = str(path)
     try:
@@ -124,41 +142,123 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "u
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
-    return from_chrome(_parse_json(raw, name), name, time_unit=time_unit)
+    document = _decode(raw, name)
+    del raw  # the text can go before the events are read: peak memory is the decoded document
+    return from_chrome(document, name, time_unit=time_unit)
 
 
-def _parse_json(raw: bytes, name: str) -> Any:
+# The decoding schema names only the fields the analysis reads, so the decoder
+# skips everything else (operator inputs, strides, stacks) without building
+# Python objects for it: that is most of a trace's bytes and most of the time.
+# Every position also accepts any other JSON value, so no valid JSON fails to
+# decode; the event reader below judges what it finds.
+class _Args(msgspec.Struct, gc=False):  # no cycles: the collector need not track them
+    correlation: Any = None
+    device: Any = None
+    stream: Any = None
+    flops: Any = None
+    # Kept undecoded: only the few matmul/attention operators need their shapes.
+    input_dims: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input Dims")
+    input_type: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input type")
+
+
+_Scalar = str | int | float | bool | None
+
+
+class _Event(msgspec.Struct, gc=False):  # no cycles: the collector need not track them
+    ph: Any = None
+    cat: Any = None
+    name: Any = None
+    ts: Any = None
+    dur: Any = None
+    pid: Any = None
+    tid: Any = None
+    args: _Args | list[Any] | _Scalar = None
+
+
+_Events = list[_Event | list[Any] | _Scalar]
+
+
+class _Trace(msgspec.Struct, gc=False):  # no cycles: the collector need not track them
+    traceEvents: _Events | dict[str, Any] | _Scalar = None
+    deviceProperties: Any = None
+    distributedInfo: Any = None
+
+
+_NO_ARGS = _Args()
+_Document = _Trace | _Events | _Scalar
+_DECODER = msgspec.json.Decoder(_Document)
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a trace is a million small objects and
+    no cycles, so collections while building or measuring it only cost time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _decode(raw: bytes, name: str) -> Any:
     if not raw.strip():
         raise TraceFormatError(name, "file is empty")
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise TraceFormatError(name, "not a JSON trace (not UTF-8 text)") from None
-    except json.JSONDecodeError as exc:
-        hint = " (the file ends early: truncated?)" if exc.pos >= len(exc.doc.rstrip()) else ""
-        raise TraceFormatError(
-            name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
-        ) from None
-    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
-        raise TraceFormatError(name, f"not a usable JSON trace: {exc}") from None
+        with collector_paused():
+            return _DECODER.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise TraceFormatError(name, _describe_json_error(str(exc), raw)) from None
     except RecursionError:
         raise TraceFormatError(name, "JSON nested too deeply") from None
 
 
-def from_chrome(data: Any, source: str, *, time_unit: str = "us") -> Trace:
-    """Build a :class:`Trace` from a parsed Chrome trace (dict or event list)."""
+def _describe_json_error(message: str, raw: bytes) -> str:
+    """msgspec says "JSON is malformed: invalid character (byte 1234)": name the line and column."""
+    if "truncated" in message:
+        return "not valid JSON: the file ends early (truncated?)"
+    where = re.search(r"\(byte (\d+)\)", message)
+    detail = re.sub(r"^JSON is malformed: |\s*\(byte \d+\)", "", message)
+    if where is None:
+        return f"not valid JSON: {detail}"
+    offset = int(where.group(1))
+    line = raw.count(b"\n", 0, offset) + 1
+    column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+    return f"not valid JSON at line {line}, column {column}: {detail}"
+
+
+def from_chrome(document: Any, source: str, *, time_unit: str = "us") -> Trace:
+    """Build a :class:`Trace` from a decoded Chrome trace (object or event array)."""
     if time_unit not in _TIME_UNITS:
         raise ValueError(f"time_unit must be one of {sorted(_TIME_UNITS)}, not {time_unit!r}")
-    if isinstance(data, dict):
-        events = data.get("traceEvents")
+    if isinstance(document, _Trace):
+        events = document.traceEvents
         if not isinstance(events, list):
-            raise TraceFormatError(source, "no 'traceEvents' list: not a Chrome/Kineto trace")
-    elif isinstance(data, list):
-        events, data = data, {}
+            raise TraceFormatError(source, "no 'traceEvents' array: not a Chrome/Kineto trace")
+        trace = Trace(
+            source, device_names=_device_names(document.deviceProperties), rank=_rank(document.distributedInfo)
+        )
+    elif isinstance(document, list):
+        events, trace = document, Trace(source)
     else:
-        raise TraceFormatError(source, f"top level is a JSON {type(data).__name__}, expected an object")
-    trace = Trace(source=source, device_names=_device_names(data), rank=_rank(data))
-    _read_events(trace, events, _TIME_UNITS[time_unit])
+        raise TraceFormatError(source, f"top level is {_json_type(document)}, expected an object")
+    with collector_paused():
+        _read_events(trace, events, _TIME_UNITS[time_unit])
     return trace
 
 
@@ -168,22 +268,29 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
     step_names: set[str] = set()
     device_ops, host, syncs = trace.device_ops, trace.host, trace.syncs
     api_calls, allocations, frees = trace.api_calls, trace.allocations, trace.frees
+    roles, no_args = _ROLES, _NO_ARGS
     for index, ev in enumerate(events):
-        if type(ev) is not dict:
-            raise TraceFormatError(source, f"event {index} is a JSON {type(ev).__name__}, expected an object")
-        if ev.get("ph") != "X":
+        if type(ev) is not _Event:
+            raise TraceFormatError(source, f"event {index} is {_json_type(ev)}, expected an object")
+        cat = ev.cat
+        if ev.ph != "X" or type(cat) is not str:
             continue
-        cat = ev.get("cat")
-        if type(cat) is not str:
+        role = roles.get(cat) or roles.get(cat.lower())
+        if role is None:
             continue
-        cat = cat.lower()
-        device_kind = _DEVICE_CATEGORIES.get(cat)
-        name: Any = ev.get("name")
-        is_step = type(name) is str and name.startswith("ProfilerStep#")
-        if device_kind is None and cat not in _HOST_CATEGORIES and not is_step:
+        name: Any = ev.name
+        # Profiler steps are annotations (older releases wrote them as operators);
+        # other annotations (record_function ranges) are not host work by the definition.
+        is_step = (role is _ANNOTATION or role is _OP) and type(name) is str and name.startswith("ProfilerStep#")
+        if role is _ANNOTATION and not is_step:
             continue
-        ts, dur = ev.get("ts"), ev.get("dur")
-        if not _is_number(ts) or not _is_number(dur):
+        ts, dur = ev.ts, ev.dur
+        # _is_number, inlined: this loop runs once per event
+        ts_type, dur_type = type(ts), type(dur)
+        if not (
+            ((ts_type is float and isfinite(ts)) or (ts_type is int and -_INT_LIMIT < ts < _INT_LIMIT))
+            and ((dur_type is float and isfinite(dur)) or (dur_type is int and -_INT_LIMIT < dur < _INT_LIMIT))
+        ):
             raise TraceFormatError(source, f"event {index} ({cat}) has no finite numeric 'ts' and 'dur'")
         if dur < 0:
             raise TraceFormatError(source, f"event {index} ({cat}) has a negative duration {dur}")
@@ -196,15 +303,14 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             continue
         if type(name) is not str:
             raise TraceFormatError(source, f"event {index} ({cat}) has no 'name' string")
-        args = ev.get("args")
-        if type(args) is not dict:
-            args = {}
-        correlation = args.get("correlation")
+        args = ev.args if type(ev.args) is _Args else no_args
+        correlation = args.correlation
         if type(correlation) is not int or correlation == 0:  # CUPTI's 0 means "no correlation"
             correlation = None
+        device_kind = role if role in _DEVICE_KINDS else None
         if device_kind is not None:
-            device = args.get("device", ev.get("pid"))
-            stream = args.get("stream", ev.get("tid"))
+            device = args.device if args.device is not None else ev.pid
+            stream = args.stream if args.stream is not None else ev.tid
             device_ops.append(
                 DeviceOp(
                     start,
@@ -218,7 +324,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             )
             continue
         host.append((start, end))
-        if cat in _API_CATEGORIES:
+        if role is _API:
             call = ApiCall(name, start, end)
             if correlation is not None:
                 api_calls[correlation] = call
@@ -228,7 +334,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
                 allocations.append(call)
             elif is_free_call(name):
                 frees.append(call)
-        elif cat in _OP_CATEGORIES and (name in _MATMUL_OPS or name in _ATTENTION_OPS or "flops" in args):
+        elif name in _MATMUL_OPS or name in _ATTENTION_OPS or args.flops is not None:
             flop_op = _flop_op(name, args)
             if flop_op is not None:
                 trace.flop_ops.append(flop_op)
@@ -246,9 +352,8 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return kind is float and math.isfinite(value)
 
 
-def _device_names(data: dict[str, Any]) -> dict[int, str]:
+def _device_names(props: Any) -> dict[int, str]:
     names: dict[int, str] = {}
-    props = data.get("deviceProperties")
     if isinstance(props, list):
         for entry in props:
             if isinstance(entry, dict) and type(entry.get("id")) is int and isinstance(entry.get("name"), str):
@@ -256,8 +361,7 @@ def _device_names(data: dict[str, Any]) -> dict[int, str]:
     return names
 
 
-def _rank(data: dict[str, Any]) -> int | None:
-    info = data.get("distributedInfo")
+def _rank(info: Any) -> int | None:
     if isinstance(info, dict) and type(info.get("rank")) is int:
         return int(info["rank"])
     return None
@@ -294,11 +398,11 @@ _ATTENTION_OPS = {
 }
 
 
-def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
+def _flop_op(name: str, args: _Args) -> FlopOp | None:
     """FLOPs and the fewest bytes an operator must move (each input read once,
     the output written once), from the profiler's recorded input shapes and
     dtypes. An explicit ``flops`` argument, where the profiler wrote one, wins."""
-    dims, types = args.get("Input Dims"), args.get("Input type")
+    dims, types = _decode_field(args.input_dims), _decode_field(args.input_type)
     shapes: list[list[int]] = []
     sizes: list[int] = []
     if isinstance(dims, list) and isinstance(types, list):
@@ -308,7 +412,7 @@ def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
                 shapes.append(shape)
                 sizes.append(size)
     computed = _shape_flops(name, shapes)
-    given: Any = args.get("flops")
+    given: Any = args.flops
     flops = float(given) if _is_number(given) and given > 0 else computed[0] if computed else 0.0
     if flops <= 0:
         return None
@@ -317,6 +421,11 @@ def _flop_op(name: str, args: dict[str, Any]) -> FlopOp | None:
     out_numel = computed[1] if computed else max(math.prod(s) for s in shapes)
     moved = sum(math.prod(s) * size for s, size in zip(shapes, sizes, strict=True)) + out_numel * sizes[0]
     return FlopOp(name, flops, float(moved), sizes[0])
+
+
+def _decode_field(raw: msgspec.Raw) -> Any:
+    """A deferred field (empty when absent); valid JSON, since the document around it decoded."""
+    return msgspec.json.decode(raw) if len(raw) else None
 
 
 def _shape_flops(name: str, shapes: list[list[int]]) -> tuple[float, int] | None:

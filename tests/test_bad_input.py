@@ -21,36 +21,32 @@ def write(tmp_path: Path, content: bytes, name: str = "t.json") -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("content", "problem"),
-    [
-        (b"", "file is empty"),
-        (b"   \n", "file is empty"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel"', "the file ends early: truncated?"),
-        (b"this is not json", "not valid JSON"),
-        (b"\x80\x81garbage", "not UTF-8"),
-        (b'"a string"', "top level is a JSON str"),
-        (b"42", "top level is a JSON int"),
-        (b'{"events": []}', "no 'traceEvents' list"),
-        (b'{"traceEvents": {"a": 1}}', "no 'traceEvents' list"),
-        (b'{"traceEvents": [1, 2]}', "event 0 is a JSON int"),
-        (
-            b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "dur": 1}]}',
-            "event 0 (kernel) has no finite numeric",
-        ),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "1", "dur": 1}]}', "no finite numeric"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": true}]}', "no finite numeric"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": -2}]}', "negative duration"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": NaN, "dur": 1}]}', "no finite numeric"),
-        (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "ts": 1, "dur": 1}]}', "no 'name' string"),
-        (
-            b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1' + b"0" * 400 + b', "dur": 1}]}',
-            "no finite numeric",
-        ),
-        (b'{"traceEvents": [{"ts": 1' + b"0" * 5000 + b"}]}", "not a usable JSON trace"),
-        (b"[" * 100000, "JSON nested too deeply"),
-    ],
-)
+KERNEL_AT = b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", '
+BAD_TRACES = {
+    "empty": (b"", "file is empty"),
+    "blank": (b"   \n", "file is empty"),
+    "truncated": (b'{"traceEvents": [{"ph": "X", "cat": "kernel"', "not valid JSON: the file ends early (truncated?)"),
+    "not-json": (b'{"traceEvents": []}\nthis is not json', "not valid JSON at line 2"),
+    "binary": (b"\x80\x81garbage", "not valid JSON at line 1, column 1: invalid character"),
+    "nan": (KERNEL_AT + b'"ts": NaN, "dur": 1}]}', "not valid JSON at line 1, column 66"),
+    "huge-int": (KERNEL_AT + b'"ts": 1' + b"0" * 40 + b', "dur": 1}]}', "no finite numeric"),
+    "huger-int": (KERNEL_AT + b'"ts": 1' + b"0" * 5000 + b', "dur": 1}]}', "Integer value out of range"),
+    "deep": (b"[" * 100000, "JSON nested too deeply"),
+    "top-string": (b'"a string"', "top level is a string, expected an object"),
+    "top-number": (b"42", "top level is a number, expected an object"),
+    "no-events": (b'{"events": []}', "no 'traceEvents' array"),
+    "events-object": (b'{"traceEvents": {"a": 1}}', "no 'traceEvents' array"),
+    "event-number": (b'{"traceEvents": [1, 2]}', "event 0 is a number, expected an object"),
+    "no-ts": (KERNEL_AT + b'"dur": 1}]}', "event 0 (kernel) has no finite numeric 'ts' and 'dur'"),
+    "string-ts": (KERNEL_AT + b'"ts": "1", "dur": 1}]}', "no finite numeric"),
+    "bool-dur": (KERNEL_AT + b'"ts": 1, "dur": true}]}', "no finite numeric"),
+    "int-past-int64": (KERNEL_AT + b'"ts": 1' + b"0" * 19 + b', "dur": 1}]}', "no finite numeric"),
+    "negative-dur": (KERNEL_AT + b'"ts": 1, "dur": -2}]}', "negative duration"),
+    "no-name": (b'{"traceEvents": [{"ph": "X", "cat": "kernel", "ts": 1, "dur": 1}]}', "no 'name' string"),
+}
+
+
+@pytest.mark.parametrize(("content", "problem"), BAD_TRACES.values(), ids=BAD_TRACES.keys())
 def test_malformed_traces_raise_one_clear_error_naming_the_file(tmp_path: Path, content: bytes, problem: str) -> None:
     path = write(tmp_path, content)
     with pytest.raises(TraceFormatError) as info:
