@@ -149,3 +149,34 @@ class TraceMetrics:
         out.update(primary.to_dict())
         out["devices"] = [d.to_dict() for d in self.devices]
         return out
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Where and how a measurement was taken."""
+
+    backend: str  # "cuda-events", "host-clock", or a custom backend's name
+    device: str  # GPU name, or "cpu"
+    driver: str | None = None
+    cuda: str | None = None
+    torch: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundsInfo:
+    """What the backend saw around the timed rounds."""
+
+    peak_mem_mb: float | None = None  # peak allocated during the rounds
+    new_allocations: int | None = None  # device allocations (cudaMalloc segments) after warmup
+    sm_clock_mhz: float | None = None  # median SM clock sampled during the rounds
+    sm_clock_max_mhz: float | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """The SM clock ran far below its maximum: the timing is not the card's steady state."""
+        if self.sm_clock_mhz is None or not self.sm_clock_max_mhz:
+            return False
+        return self.sm_clock_mhz < THROTTLED_CLOCK_FRACTION * self.sm_clock_max_mhz
+
+
+THROTTLED_CLOCK_FRACTION = 0.85

@@ -1,18 +1,129 @@
-"""The pytest plugin entry point (``pytest11: gpuperf``).
+"""The pytest plugin entry point (``pytest11: gpuperf``): hook implementations only.
 
 Loaded in every pytest run of an environment that has the package, so it
-imports nothing heavy: no torch here, ever. It declares the markers the plugin
-owns; measuring (``--gpuperf``) builds on this module.
+imports nothing heavy; torch is imported only once ``--gpuperf`` asks to measure.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+from pytest_gpuperf import hooks, report
+from pytest_gpuperf.budget import BudgetError, parse_budget
+from pytest_gpuperf.fixtures import gpu_profiler
+from pytest_gpuperf.session import BUDGET_KEY, MEASUREMENTS_KEY, SESSION_KEY, GpuperfSession, choose_backend
+from pytest_gpuperf.settings import add_options, resolve
+
+__all__ = ["gpu_profiler"]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "gpu_budget(p50_ms=, p99_ms=, gpu_active_pct_min=, dispatch_ratio_max=, peak_mem_mb=, nccl_pct_max=, "
-        "kernels_per_step_max=, items_per_s_min=): the GPU performance this test must meet",
+        "kernels_per_step_max=, items_per_s_min=): the GPU performance this test must meet under --gpuperf",
     )
+    settings = resolve(config)
+    session = GpuperfSession(settings)
+    if settings.gpuperf:
+        session.backend, session.note = choose_backend(config, settings)
+    config.stash[SESSION_KEY] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or not session.active:
+        return []
+    return report.header(session)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("gpu_budget")
+        if marker is None:
+            continue
+        try:
+            item.stash[BUDGET_KEY] = parse_budget(marker.args, marker.kwargs)
+        except BudgetError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: gpu_budget {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A budgeted test that does not use gpu_profiler: its whole body is the measured step."""
+    session = pyfuncitem.config.stash[SESSION_KEY]
+    if not session.active or BUDGET_KEY not in pyfuncitem.stash or "gpu_profiler" in pyfuncitem.fixturenames:
+        return None
+    function = pyfuncitem.obj
+    if inspect.iscoroutinefunction(function):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    session.measure(pyfuncitem, lambda: function(**arguments), None)
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    session = item.config.stash[SESSION_KEY]
+    if session.active and "benchmark" in getattr(item, "funcargs", {}):
+        _synchronize_benchmark(item.funcargs["benchmark"], session)
+    result = yield  # the test's own exception, if any, propagates as itself
+    failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if m.failed]
+    if failed:
+        pytest.fail("\n\n".join(report.failure_text(m, session) for m in failed), pytrace=False)
+    return result
+
+
+def _synchronize_benchmark(fixture: Any, session: GpuperfSession) -> None:
+    """pytest-benchmark reads a host clock around calls that only queue GPU work;
+    under --gpuperf on a GPU its clock first waits for the device."""
+    if session.backend is not None and session.backend.name == "cuda-events" and hasattr(fixture, "_timer"):
+        from pytest_gpuperf.cuda.backend import synchronized_timer
+
+        fixture._timer = synchronized_timer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    rep = yield
+    if call.when == "call":
+        session = item.config.stash[SESSION_KEY]
+        for measurement in item.stash.get(MEASUREMENTS_KEY, []):
+            session.keep_trace(measurement, failed=rep.failed)
+    return rep
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or not session.active:
+        return
+    terminalreporter.write_sep("=", "gpuperf")
+    for line in report.table(session):
+        terminalreporter.write_line(line)
+    if session.settings.gpuperf_json:
+        terminalreporter.write_line(f"gpuperf: JSON report written to {session.settings.gpuperf_json}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is not None and state.active and state.settings.gpuperf_json:
+        report.write_json(state, Path(state.settings.gpuperf_json))

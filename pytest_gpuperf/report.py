@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from pytest_gpuperf.model import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.ranks import RankSpread
+
+if TYPE_CHECKING:
+    from pytest_gpuperf.protocol import Measurement
+    from pytest_gpuperf.session import GpuperfSession
 
 
 def _num(value: float | None, fmt: str, unavailable: str = "unavailable") -> str:
@@ -80,3 +89,128 @@ def render_ranks(spread: RankSpread) -> str:
         f"  NCCL time imbalance (max-min)/max: {imbalance}{' %' if spread.nccl_imbalance_pct is not None else ''}"
     )
     return "\n".join(lines)
+
+
+# --- pytest --gpuperf: header, table, failure text, JSON -------------------------------------------------
+
+
+def header(session: GpuperfSession) -> list[str]:
+    assert session.backend is not None
+    env, s = session.backend.env(), session.settings
+    versions = ", ".join(
+        f"{label} {value}"
+        for label, value in (("driver", env.driver), ("CUDA", env.cuda), ("torch", env.torch))
+        if value
+    )
+    lines = [f"gpuperf: {env.backend} on {env.device}" + (f" ({versions})" if versions else "")]
+    lines.append(
+        f"gpuperf: warmup >= {s.gpuperf_warmup_calls} calls and {s.gpuperf_warmup_ms:g} ms until steady; "
+        f"{s.gpuperf_rounds} rounds of >= {s.gpuperf_round_ms:g} ms (up to {s.gpuperf_max_rounds} near a budget); "
+        f"profiled pass of {s.gpuperf_profile_steps} steps; traces kept: {s.gpuperf_save_traces}"
+    )
+    if session.note:
+        lines.append(f"gpuperf: {session.note}")
+    return lines
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def table(session: GpuperfSession) -> list[str]:
+    if not session.measurements:
+        return ["no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)"]
+    head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "verdict")
+    rows = [head]
+    for m in session.measurements:
+        device = m.trace.primary if m.trace is not None else None
+        rows.append(
+            (
+                m.test_id,
+                _cell(m.p50.value, ".4f"),
+                _cell(m.p99.value, ".4f"),
+                _cell(device.gpu_active_pct if device else None, ".1f"),
+                _cell(device.dispatch_ratio if device else None, ".2f"),
+                _cell(m.rounds_info.peak_mem_mb, ".1f"),
+                device.classification.kind if device and device.classification else "-",
+                m.verdict + (" (throttled)" if m.rounds_info.throttled else ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:-2], widths[1:-2], strict=True)]
+        cells += [row[-2].ljust(widths[-2]), row[-1]]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("-" * len(lines[0]))
+    failed = sum(1 for m in session.measurements if m.failed)
+    lines.append(f"{len(session.measurements)} measured, {failed} over budget")
+    return lines
+
+
+def failure_text(m: Measurement, session: GpuperfSession) -> str:
+    rounds = len(m.round_samples_ms)
+    lines = [
+        f"gpu_budget failed: {m.test_id}",
+        f"  measured with {m.env.backend} on {m.env.device}: {rounds} rounds x {m.calls_per_round} calls "
+        f"after {m.warmup_calls} warmup calls",
+    ]
+    lines += [f"  {b.describe()}" for b in m.failed]
+    if m.rounds_info.throttled:
+        lines.append(
+            f"  note: the SM clock ran at {m.rounds_info.sm_clock_mhz:.0f} of {m.rounds_info.sm_clock_max_mhz:.0f} MHz "
+            "during the rounds (throttled): this timing is not the card's steady state"
+        )
+    device = m.trace.primary if m.trace is not None else None
+    if device is not None and device.classification is not None:
+        c = device.classification
+        lines.append(f"bottleneck: {c.kind} ({c.method})")
+        lines += [f"  - {e}" for e in c.evidence]
+        lines.append(f"try first: {c.fix}")
+    elif m.trace_unavailable:
+        lines.append(f"bottleneck: unknown ({m.trace_unavailable})")
+    if m.trace_path is not None and session.settings.gpuperf_save_traces != "none":
+        lines.append(f"trace: {session.trace_target(m)} (opens in Perfetto and TensorBoard)")
+    return "\n".join(lines)
+
+
+def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
+    device = m.trace.primary if m.trace is not None else None
+    return {
+        "test": m.test_id,
+        "env": asdict(m.env),
+        "verdict": m.verdict,
+        "warmup_calls": m.warmup_calls,
+        "calls_per_round": m.calls_per_round,
+        "rounds": len(m.round_samples_ms),
+        "samples": len(m.samples),
+        "p50_ms": asdict(m.p50),
+        "p99_ms": asdict(m.p99),
+        "mean_ms": m.mean_ms,
+        "round_medians_ms": m.round_medians_ms,
+        "items": m.items,
+        "items_per_s": asdict(m.items_per_s) if m.items_per_s else None,
+        "peak_mem_mb": m.rounds_info.peak_mem_mb,
+        "new_allocations": m.rounds_info.new_allocations,
+        "sm_clock_mhz": m.rounds_info.sm_clock_mhz,
+        "sm_clock_max_mhz": m.rounds_info.sm_clock_max_mhz,
+        "throttled": m.rounds_info.throttled,
+        "budgets": [asdict(b) for b in m.budgets],
+        "trace": m.trace.to_dict() if m.trace is not None else None,
+        "trace_unavailable": m.trace_unavailable,
+        "trace_saved": session.saved_traces.get(id(m)),
+        "bottleneck": asdict(device.classification) if device and device.classification else None,
+        "wall_s": m.wall_s,
+    }
+
+
+def write_json(session: GpuperfSession, path: Path) -> None:
+    s = session.settings
+    payload = {
+        "settings": asdict(s),
+        "note": session.note,
+        "tests": [measurement_dict(m, session) for m in session.measurements],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")

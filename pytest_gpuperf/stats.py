@@ -8,10 +8,12 @@ normal approximation or a bootstrap (which under-covers high quantiles).
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 CONFIDENCE = 0.95
+EXACT_UP_TO = 2000  # samples; beyond, the binomial ranks come from its normal approximation
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,16 @@ def quantile_interval(samples: Sequence[float], q: float, confidence: float = CO
     n = len(ordered)
     value = quantile(ordered, q)
     alpha = (1.0 - confidence) / 2.0
+    if n > EXACT_UP_TO:
+        z = statistics.NormalDist().inv_cdf(1.0 - alpha)
+        spread = z * math.sqrt(n * q * (1.0 - q))
+        lower, upper = math.floor(n * q - spread), math.ceil(n * q + spread) + 1  # 1-based ranks
+        exact = 1 <= lower and upper <= n
+        low = ordered[max(lower, 1) - 1]
+        high = ordered[min(upper, n) - 1]
+        return Estimate(value, min(low, value), max(high, value), exact)
     cdf = _binomial_cdf_table(n, q)
     # P(X_(k) <= xi_q) = P(B >= k) = 1 - cdf[k-1]; ranks are 1-based.
-    lower_rank = max((k for k in range(1, n + 1) if cdf[k - 1] >= 1.0 - alpha), default=None)
     lower_rank = max((k for k in range(1, n + 1) if 1.0 - cdf[k - 1] >= 1.0 - alpha), default=None)
     upper_rank = min((k for k in range(1, n + 1) if cdf[k - 1] >= 1.0 - alpha), default=None)
     exact = lower_rank is not None and upper_rank is not None

@@ -1,0 +1,126 @@
+"""The ``gpu_budget`` marker: its keys, their checks, and how a value is judged.
+
+A budget fails only when the measurement is confidently past it: for latency,
+the whole confidence interval lies beyond the budget. An interval that straddles
+the budget is undecided; the caller measures more rounds, and once it may not,
+decides by the point value and marks the verdict marginal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_gpuperf.stats import Estimate
+
+
+@dataclass(frozen=True)
+class BudgetKey:
+    key: str  # the marker keyword
+    metric: str  # the measured quantity it bounds
+    unit: str
+    higher_is_better: bool
+    source: str  # "latency" (timed rounds), "trace" (profiled pass) or "memory"
+
+
+KEYS = {
+    k.key: k
+    for k in (
+        BudgetKey("p50_ms", "p50_ms", "ms", False, "latency"),
+        BudgetKey("p99_ms", "p99_ms", "ms", False, "latency"),
+        BudgetKey("items_per_s_min", "items_per_s", "items/s", True, "latency"),
+        BudgetKey("gpu_active_pct_min", "gpu_active_pct", "%", True, "trace"),
+        BudgetKey("dispatch_ratio_max", "dispatch_ratio", "", False, "trace"),
+        BudgetKey("nccl_pct_max", "nccl_pct", "%", False, "trace"),
+        BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
+        BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
+    )
+}
+
+PASS, FAIL, UNDECIDED, UNAVAILABLE = "pass", "fail", "undecided", "unavailable"
+
+
+class BudgetError(ValueError):
+    """A malformed gpu_budget marker."""
+
+
+def parse_budget(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, float]:
+    if args:
+        raise BudgetError(f"takes keyword arguments only (such as p99_ms=40), got positional {args!r}")
+    if not kwargs:
+        raise BudgetError(f"states no budget; keys: {', '.join(KEYS)}")
+    budget: dict[str, float] = {}
+    for key, value in kwargs.items():
+        if key not in KEYS:
+            raise BudgetError(f"unknown key {key!r}; keys: {', '.join(KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise BudgetError(f"{key}={value!r}: expected a finite number, 0 or more")
+        budget[key] = float(value)
+    return budget
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    key: str
+    metric: str
+    unit: str
+    limit: float
+    status: str  # PASS, FAIL or UNAVAILABLE (never UNDECIDED once final)
+    value: float | None = None
+    low: float | None = None  # confidence interval, where the metric has one
+    high: float | None = None
+    marginal: bool = False  # decided by the point value: the interval straddled the limit at the round cap
+    reason: str = ""  # why the value is unavailable
+
+    @property
+    def higher_is_better(self) -> bool:
+        return KEYS[self.key].higher_is_better
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.status == UNAVAILABLE or self.value is None:
+            return f"{self.metric}: unavailable ({self.reason})"
+        interval = f" [95% CI {self.low:.4g}, {self.high:.4g}]" if self.low is not None else ""
+        relation = "<" if self.higher_is_better else ">"
+        if self.status == PASS:
+            relation = ">=" if self.higher_is_better else "<="
+        over = abs(self.value - self.limit) / self.limit * 100 if self.limit else math.inf
+        side = "short of" if self.higher_is_better else "over"
+        tail = f" ({side} by {over:.1f}%)" if self.status == FAIL else ""
+        mark = " (marginal: decided at the round cap)" if self.marginal else ""
+        return f"{self.metric} = {self.value:.4g}{unit}{interval} {relation} budget {self.limit:.4g}{unit}{tail}{mark}"
+
+
+def judge(key: str, limit: float, value: float | Estimate | None, reason: str = "") -> BudgetResult:
+    """One budget against one value; an Estimate that straddles the limit is UNDECIDED."""
+    spec = KEYS[key]
+    if value is None:
+        return BudgetResult(key, spec.metric, spec.unit, limit, UNAVAILABLE, reason=reason)
+    if isinstance(value, Estimate):
+        point, low, high = value.value, value.low, value.high
+        if spec.higher_is_better:
+            status = FAIL if high < limit else PASS if low >= limit else UNDECIDED
+        else:
+            status = FAIL if low > limit else PASS if high <= limit else UNDECIDED
+        return BudgetResult(key, spec.metric, spec.unit, limit, status, point, low, high)
+    worse = value < limit if spec.higher_is_better else value > limit
+    return BudgetResult(key, spec.metric, spec.unit, limit, FAIL if worse else PASS, value)
+
+
+def settle(result: BudgetResult) -> BudgetResult:
+    """Decide an UNDECIDED result by its point value, marked marginal."""
+    if result.status != UNDECIDED or result.value is None:
+        return result
+    worse = result.value < result.limit if result.higher_is_better else result.value > result.limit
+    return BudgetResult(
+        result.key,
+        result.metric,
+        result.unit,
+        result.limit,
+        FAIL if worse else PASS,
+        result.value,
+        result.low,
+        result.high,
+        marginal=True,
+    )

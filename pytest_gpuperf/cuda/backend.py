@@ -1,0 +1,104 @@
+"""Timing with CUDA events, memory from the caching allocator, clocks from NVML,
+and the profiled pass with torch.profiler."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.profiler import ProfilerActivity, profile, schedule
+
+from pytest_gpuperf.cuda.nvml import SmClock
+from pytest_gpuperf.model import EnvInfo, RoundsInfo
+
+
+class CudaBackend:
+    name = "cuda-events"
+
+    def __init__(self) -> None:
+        self.device = torch.cuda.current_device()
+        self._clock = SmClock.open(self.device)
+        self._clock_samples: list[float] = []
+        self._segments_before = 0
+
+    def env(self) -> EnvInfo:
+        return EnvInfo(
+            self.name,
+            torch.cuda.get_device_name(self.device),
+            driver=self._clock.driver if self._clock else None,
+            cuda=torch.version.cuda,
+            torch=torch.__version__,
+        )
+
+    def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
+        # One event pair per call on the current stream; one synchronization per batch.
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(calls)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(calls)]
+        for start, end in zip(starts, ends, strict=True):
+            start.record()
+            step()
+            end.record()
+        ends[-1].synchronize()
+        return [start.elapsed_time(end) for start, end in zip(starts, ends, strict=True)]
+
+    def begin_rounds(self) -> None:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        self._segments_before = _segments_allocated()
+        self._clock_samples = []
+
+    def end_round(self) -> None:
+        if self._clock is not None:
+            self._clock_samples.append(self._clock.current_mhz())
+
+    def end_rounds(self) -> RoundsInfo:
+        torch.cuda.synchronize()
+        return RoundsInfo(
+            peak_mem_mb=torch.cuda.max_memory_allocated() / 2**20,
+            new_allocations=_segments_allocated() - self._segments_before,
+            sm_clock_mhz=statistics.median(self._clock_samples) if self._clock_samples else None,
+            sm_clock_max_mhz=self._clock.max_mhz() if self._clock else None,
+        )
+
+    def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
+        raw = path.with_suffix("")  # the profiler writes plain JSON; kept gzipped
+        torch.cuda.synchronize()
+        with profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+            schedule=schedule(wait=0, warmup=1, active=steps),
+            on_trace_ready=lambda prof: prof.export_chrome_trace(str(raw)),
+            record_shapes=True,
+            profile_memory=True,
+            with_flops=True,
+        ) as prof:
+            for index in range(1 + steps):
+                step()
+                if index == 0:
+                    # Drain the warmup step: the window then holds its own steps' work only.
+                    torch.cuda.synchronize()
+                prof.step()
+        torch.cuda.synchronize()
+        if not raw.exists():
+            return "the profiler wrote no trace"
+        with raw.open("rb") as src, gzip.GzipFile(path, "wb", mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+        raw.unlink()
+        return None
+
+
+def _segments_allocated() -> int:
+    """Device allocations (cudaMalloc of new segments) the caching allocator has made so far."""
+    return int(torch.cuda.memory_stats().get("segment.all.allocated", 0))
+
+
+def synchronized_timer() -> float:
+    """A host clock that first waits for the GPU: for timers that assume synchronous work."""
+    import time
+
+    torch.cuda.synchronize()
+    return time.perf_counter()

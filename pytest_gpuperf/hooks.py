@@ -1,0 +1,14 @@
+"""Hooks the plugin offers to conftest files and other plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_gpuperf_make_backend(config: pytest.Config, settings: Any) -> Any:
+    """Return the backend that times calls (see pytest_gpuperf.protocol.Backend), or None
+    for the default: CUDA events on a GPU, else the host clock. A replay backend here
+    makes a suite's own tests of its budgets GPU-free."""

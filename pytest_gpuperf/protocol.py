@@ -1,0 +1,230 @@
+"""The measurement protocol (DESIGN.md), independent of how a call is timed.
+
+1. Warmup until steady: at least N calls and a minimum time, then until two
+   successive warmup chunks agree within 5% (or 4x the minimum time has passed).
+2. Timed rounds without the profiler: the backend times each call (a CUDA event
+   pair on the GPU) and synchronizes once per round. Each round's median is kept.
+3. While a latency budget's interval straddles its limit, more rounds, up to a cap.
+4. One short profiled pass whose trace feeds the analysis core.
+
+A backend supplies the timing, memory, clock and profiling; the CUDA one lives in
+``pytest_gpuperf.cuda``, the only package that imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
+from pytest_gpuperf.metrics import analyze
+from pytest_gpuperf.model import EnvInfo, RoundsInfo, TraceMetrics
+from pytest_gpuperf.settings import Settings
+from pytest_gpuperf.stats import Estimate, quantile_interval
+from pytest_gpuperf.trace import TraceFormatError, load
+
+STEADY_TOLERANCE = 0.05
+WARMUP_CAP_FACTOR = 4.0
+MIN_CALLS_PER_ROUND = 5
+
+
+class Backend(Protocol):
+    """How calls are timed and what else is read around them."""
+
+    name: str
+
+    def env(self) -> EnvInfo: ...
+
+    def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
+        """Run ``step`` ``calls`` times; the time of each call in ms, synchronized once at the end."""
+        ...
+
+    def begin_rounds(self) -> None: ...
+
+    def end_round(self) -> None: ...
+
+    def end_rounds(self) -> RoundsInfo: ...
+
+    def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
+        """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
+        ...
+
+
+@dataclass(frozen=True)
+class Measurement:
+    test_id: str
+    env: EnvInfo
+    warmup_calls: int
+    calls_per_round: int
+    round_samples_ms: tuple[tuple[float, ...], ...]
+    p50: Estimate
+    p99: Estimate
+    mean_ms: float
+    rounds_info: RoundsInfo
+    items: float | None = None
+    trace: TraceMetrics | None = None
+    trace_path: str | None = None
+    trace_unavailable: str | None = None
+    budgets: tuple[BudgetResult, ...] = ()
+    wall_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> list[float]:
+        return [t for r in self.round_samples_ms for t in r]
+
+    @property
+    def round_medians_ms(self) -> list[float]:
+        return [statistics.median(r) for r in self.round_samples_ms]
+
+    @property
+    def items_per_s(self) -> Estimate | None:
+        return throughput(self.items, self.p50) if self.items else None
+
+    @property
+    def failed(self) -> list[BudgetResult]:
+        return [b for b in self.budgets if b.status == "fail"]
+
+    @property
+    def verdict(self) -> str:
+        if self.failed:
+            return "FAIL"
+        if not self.budgets:
+            return "measured"
+        if any(b.marginal for b in self.budgets):
+            return "pass (marginal)"
+        if any(b.status == "unavailable" for b in self.budgets):
+            return "pass (partly unavailable)"
+        return "pass"
+
+
+def throughput(items: float, p50_ms: Estimate) -> Estimate:
+    """Items per second at the median latency; the interval follows from the latency's."""
+    per_s = items * 1000.0
+    return Estimate(per_s / p50_ms.value, per_s / p50_ms.high, per_s / p50_ms.low, p50_ms.exact_bounds)
+
+
+def warm_up(backend: Backend, step: Callable[[], Any], settings: Settings) -> tuple[int, float]:
+    """Calls made, and the wall time per call (ms, timing overhead included) of the warmup."""
+    min_s, calls, chunk = settings.gpuperf_warmup_ms / 1000.0, 0, settings.gpuperf_warmup_calls
+    started, previous = time.perf_counter(), None
+    while True:
+        times = backend.call_times_ms(step, chunk)
+        calls += chunk
+        current = statistics.median(times)
+        elapsed = time.perf_counter() - started
+        steady = previous is not None and abs(current - previous) <= STEADY_TOLERANCE * max(previous, 1e-9)
+        if (
+            calls >= settings.gpuperf_warmup_calls
+            and elapsed >= min_s
+            and (steady or elapsed >= WARMUP_CAP_FACTOR * min_s)
+        ):
+            return calls, current
+        previous = current
+        # About a quarter of the minimum time per chunk: enough calls for a stable median.
+        per_call_s = max(elapsed / calls, 1e-6)
+        chunk = max(settings.gpuperf_warmup_calls, min(100_000, math.ceil(min_s / 4 / per_call_s)))
+
+
+def _latency_budgets(budget: dict[str, float], samples: Sequence[float], items: float | None) -> list[BudgetResult]:
+    p50 = quantile_interval(samples, 0.5)
+    results = []
+    for key, limit in budget.items():
+        if KEYS[key].source != "latency":
+            continue
+        if key == "p50_ms":
+            results.append(judge(key, limit, p50))
+        elif key == "p99_ms":
+            results.append(judge(key, limit, quantile_interval(samples, 0.99)))
+        elif items:
+            results.append(judge(key, limit, throughput(items, p50)))
+        else:
+            results.append(judge(key, limit, None, "the test passed no items= to gpu_profiler"))
+    return results
+
+
+def measure(
+    backend: Backend,
+    step: Callable[[], Any],
+    settings: Settings,
+    *,
+    test_id: str,
+    budget: dict[str, float],
+    items: float | None,
+    trace_path: Path,
+) -> Measurement:
+    wall_started = time.perf_counter()
+    warmup_calls, wall_ms_per_call = warm_up(backend, step, settings)
+    # Rounds are sized in wall time: a 1 us step timed call by call costs more than 1 us a call.
+    calls_per_round = max(MIN_CALLS_PER_ROUND, math.ceil(settings.gpuperf_round_ms / max(wall_ms_per_call, 1e-6)))
+    backend.begin_rounds()
+    rounds: list[list[float]] = []
+    while True:
+        rounds.append(backend.call_times_ms(step, calls_per_round))
+        backend.end_round()
+        if len(rounds) < settings.gpuperf_rounds:
+            continue
+        samples = [t for r in rounds for t in r]
+        undecided = any(r.status == UNDECIDED for r in _latency_budgets(budget, samples, items))
+        if not undecided or len(rounds) >= settings.gpuperf_max_rounds:
+            break
+    rounds_info = backend.end_rounds()
+    samples = [t for r in rounds for t in r]
+
+    trace, why_not = None, None
+    problem = backend.profile(step, settings.gpuperf_profile_steps, trace_path)
+    if problem is None:
+        try:
+            trace = analyze(load(trace_path))
+        except TraceFormatError as exc:
+            why_not = f"the profiled trace could not be read: {exc}"
+    else:
+        why_not = problem
+
+    results = [settle(r) for r in _latency_budgets(budget, samples, items)]
+    results += _other_budgets(budget, trace, why_not, rounds_info, settings.gpuperf_profile_steps)
+    order = list(budget)
+    results.sort(key=lambda r: order.index(r.key))
+    return Measurement(
+        test_id=test_id,
+        env=backend.env(),
+        warmup_calls=warmup_calls,
+        calls_per_round=calls_per_round,
+        round_samples_ms=tuple(tuple(r) for r in rounds),
+        p50=quantile_interval(samples, 0.5),
+        p99=quantile_interval(samples, 0.99),
+        mean_ms=statistics.fmean(samples),
+        rounds_info=rounds_info,
+        items=items,
+        trace=trace,
+        trace_path=str(trace_path) if trace is not None else None,
+        trace_unavailable=why_not,
+        budgets=tuple(results),
+        wall_s=time.perf_counter() - wall_started,
+    )
+
+
+def _other_budgets(
+    budget: dict[str, float], trace: TraceMetrics | None, why_not: str | None, rounds: RoundsInfo, steps: int
+) -> list[BudgetResult]:
+    results = []
+    device = trace.primary if trace is not None else None
+    for key, limit in budget.items():
+        spec = KEYS[key]
+        if spec.source == "memory":
+            reason = "" if rounds.peak_mem_mb is not None else "the host clock measures no device memory"
+            results.append(judge(key, limit, rounds.peak_mem_mb, reason))
+        elif spec.source == "trace":
+            if device is None:
+                reason = why_not or (trace.host_only_reason if trace is not None else None) or "no profiled trace"
+                results.append(judge(key, limit, None, reason or "no device operations in the profiled trace"))
+                continue
+            value = getattr(device, spec.metric)
+            reason = device.unavailable.get(spec.metric, "")
+            results.append(judge(key, limit, None if reason else value, reason))
+    return results

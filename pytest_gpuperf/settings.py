@@ -1,0 +1,150 @@
+"""The plugin's options: each a command-line flag and a same-named ini key.
+
+Command line beats ini beats default. One table defines all three, so a flag
+cannot exist without its ini key or its help text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pytest
+
+DEVICES = ("auto", "cuda", "cpu")
+SAVE_TRACES = ("none", "failed", "all")
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {text!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the ini key; the flag is --name with dashes
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None  # None: a boolean flag
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS = (
+    Option("gpuperf", _flag, False, "measure tests marked gpu_budget and tests using gpu_profiler"),
+    Option(
+        "gpuperf_device",
+        _choice(DEVICES),
+        "auto",
+        "auto (CUDA if present, else the host clock), cuda or cpu",
+        "{auto,cuda,cpu}",
+    ),
+    Option("gpuperf_require_gpu", _flag, False, "make a missing GPU, or a budget the device cannot check, an error"),
+    Option("gpuperf_warmup_calls", _positive_int, 5, "warmup: at least this many calls (default 5)", "N"),
+    Option(
+        "gpuperf_warmup_ms", _non_negative_float, 100.0, "warmup: at least this long, then until steady (100)", "MS"
+    ),
+    Option("gpuperf_rounds", _positive_int, 10, "timed rounds (default 10)", "N"),
+    Option("gpuperf_round_ms", _non_negative_float, 50.0, "minimum length of a timed round (default 50)", "MS"),
+    Option("gpuperf_max_rounds", _positive_int, 30, "rounds at most, when a budget is too close to call (30)", "N"),
+    Option("gpuperf_profile_steps", _positive_int, 3, "steps in the profiled pass (default 3)", "N"),
+    Option("gpuperf_json", str, None, "write every measurement to this JSON file", "PATH"),
+    Option(
+        "gpuperf_trace_dir", str, "gpuperf-traces", "where profiler traces are saved (default gpuperf-traces)", "DIR"
+    ),
+    Option(
+        "gpuperf_save_traces",
+        _choice(SAVE_TRACES),
+        "failed",
+        "which traces to keep: none, failed or all (failed)",
+        "{none,failed,all}",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    gpuperf: bool
+    gpuperf_device: str
+    gpuperf_require_gpu: bool
+    gpuperf_warmup_calls: int
+    gpuperf_warmup_ms: float
+    gpuperf_rounds: int
+    gpuperf_round_ms: float
+    gpuperf_max_rounds: int
+    gpuperf_profile_steps: int
+    gpuperf_json: str | None
+    gpuperf_trace_dir: str
+    gpuperf_save_traces: str
+
+
+assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gpuperf", "GPU performance budgets (pytest-gpuperf)")
+    for option in OPTIONS:
+        help_text = f"{option.help} [ini: {option.name}]"
+        if option.metavar is None:
+            group.addoption(
+                option.flag, action="store_const", const="true", default=None, dest=option.name, help=help_text
+            )
+        else:
+            group.addoption(option.flag, default=None, dest=option.name, metavar=option.metavar, help=help_text)
+        parser.addini(option.name, help=option.help, default=None)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Command line, else ini, else the default; a bad value is a usage error naming its source."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        cli = config.getoption(option.name)
+        ini = config.getini(option.name)
+        if cli is not None:
+            raw, source = cli, option.flag
+        elif ini not in (None, "", []):
+            raw, source = ini, f"ini key {option.name}"
+        else:
+            values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(str(raw))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+    settings = Settings(**values)
+    if settings.gpuperf_max_rounds < settings.gpuperf_rounds:
+        raise pytest.UsageError(
+            f"gpuperf_max_rounds ({settings.gpuperf_max_rounds}) is below gpuperf_rounds ({settings.gpuperf_rounds})"
+        )
+    return settings
