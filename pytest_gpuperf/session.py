@@ -111,7 +111,8 @@ def nvtx_range(name: str) -> AbstractContextManager[Any]:
 
             warnings.warn("pytest-gpuperf: the nvtx package is missing: no NVTX ranges", stacklevel=2)
         return nullcontext()
-    return nvtx.annotate(name)
+    range_: AbstractContextManager[Any] = nvtx.annotate(name)
+    return range_
 
 
 def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, str | None]:

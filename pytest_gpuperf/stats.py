@@ -66,7 +66,7 @@ def quantile_interval(samples: Sequence[float], q: float, confidence: float = CO
         z = statistics.NormalDist().inv_cdf(1.0 - alpha)
         spread = z * math.sqrt(n * q * (1.0 - q))
         lower, upper = math.floor(n * q - spread), math.ceil(n * q + spread) + 1  # 1-based ranks
-        exact = 1 <= lower and upper <= n
+        exact = lower >= 1 and upper <= n
         low = ordered[max(lower, 1) - 1]
         high = ordered[min(upper, n) - 1]
         return Estimate(value, min(low, value), max(high, value), exact)

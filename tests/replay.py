@@ -1,0 +1,57 @@
+"""A replay backend: fixed call times and a recorded trace, so the plugin's
+behaviour is tested without a GPU (installed through pytest_gpuperf_make_backend)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pytest_gpuperf.model import EnvInfo, RoundsInfo
+
+
+class ReplayBackend:
+    name = "replay"
+
+    def __init__(
+        self,
+        samples_ms: Iterable[float],
+        trace: Path | None = None,
+        peak_mem_mb: float = 512.0,
+        clock_mhz: float = 1980.0,
+    ) -> None:
+        self._samples = itertools.cycle(list(samples_ms))
+        self._trace = trace
+        self._peak = peak_mem_mb
+        self._clock = clock_mhz
+        self.calls = 0
+
+    def env(self) -> EnvInfo:
+        return EnvInfo(self.name, "NVIDIA H100 80GB HBM3", driver="580.159.04", cuda="13.0", torch="2.11.0+cu130")
+
+    def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
+        times = []
+        for _ in range(calls):
+            step()
+            self.calls += 1
+            times.append(next(self._samples))
+        return times
+
+    def begin_rounds(self) -> None:
+        pass
+
+    def end_round(self) -> None:
+        pass
+
+    def end_rounds(self) -> RoundsInfo:
+        return RoundsInfo(peak_mem_mb=self._peak, new_allocations=0, sm_clock_mhz=self._clock, sm_clock_max_mhz=1980.0)
+
+    def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
+        for _ in range(steps + 1):
+            step()
+        if self._trace is None:
+            return "replay: no trace"
+        shutil.copyfile(self._trace, path)
+        return None
