@@ -9,6 +9,7 @@ decides by the point value and marks the verdict marginal.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ class BudgetError(ValueError):
     """A malformed gpu_budget marker."""
 
 
-def parse_budget(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, float]:
+def parse_budget(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, float]:
     if args:
         raise BudgetError(f"takes keyword arguments only (such as p99_ms=40), got positional {args!r}")
     if not kwargs:

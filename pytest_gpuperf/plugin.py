@@ -84,8 +84,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     session = item.config.stash[SESSION_KEY]
-    if session.active and "benchmark" in getattr(item, "funcargs", {}):
-        _synchronize_benchmark(item.funcargs["benchmark"], session)
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    if session.active and "benchmark" in funcargs:
+        _synchronize_benchmark(funcargs["benchmark"], session)
     result = yield  # the test's own exception, if any, propagates as itself
     failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if m.failed]
     if failed:
