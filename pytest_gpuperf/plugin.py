@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_gpuperf import hooks, report
+from pytest_gpuperf import hooks
 from pytest_gpuperf.budget import BudgetError, parse_budget
 from pytest_gpuperf.fixtures import gpu_profiler
 from pytest_gpuperf.session import BUDGET_KEY, MEASUREMENTS_KEY, SESSION_KEY, GpuperfSession, choose_backend
@@ -53,6 +53,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.active:
         return []
+    from pytest_gpuperf import report
+
     return report.header(session)
 
 
@@ -90,6 +92,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     result = yield  # the test's own exception, if any, propagates as itself
     failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if m.failed]
     if failed:
+        from pytest_gpuperf import report
+
         pytest.fail("\n\n".join(report.failure_text(m, session) for m in failed), pytrace=False)
     return result
 
@@ -117,6 +121,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.active:
         return
+    from pytest_gpuperf import report
+
     terminalreporter.write_sep("=", "gpuperf")
     for line in report.table(session):
         terminalreporter.write_line(line)
@@ -127,4 +133,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
     if state is not None and state.active and state.settings.gpuperf_json:
+        from pytest_gpuperf import report
+
         report.write_json(state, Path(state.settings.gpuperf_json))

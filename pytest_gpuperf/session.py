@@ -9,16 +9,18 @@ import tempfile
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_gpuperf.protocol import Backend, Measurement, measure
 from pytest_gpuperf.settings import Settings
+
+if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
+    from pytest_gpuperf.protocol import Backend, Measurement
 
 SESSION_KEY = pytest.StashKey["GpuperfSession"]()
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
-MEASUREMENTS_KEY = pytest.StashKey[list[Measurement]]()
+MEASUREMENTS_KEY = pytest.StashKey[list["Measurement"]]()
 
 
 @dataclass
@@ -40,6 +42,8 @@ class GpuperfSession:
         return self._scratch
 
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
+        from pytest_gpuperf.protocol import measure
+
         assert self.backend is not None
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
         label = item.nodeid if not done else f"{item.nodeid}#{len(done) + 1}"

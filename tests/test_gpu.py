@@ -1,0 +1,188 @@
+"""What the plugin claims about GPUs, shown on a GPU (skipped without CUDA).
+
+These check relations that hold on any GPU, each within one run: the graph
+step's median agrees with triton's do_bench, eager decode is overhead-bound and
+its graph is not, and a budget between a step and the same step with 5% more
+GPU work passes the one and fails the other, every time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_gpuperf.protocol import Measurement, measure
+from pytest_gpuperf.settings import OPTIONS, Settings
+
+pytestmark = pytest.mark.gpu
+
+DEFAULTS = Settings(**{o.name: o.default for o in OPTIONS})
+
+
+@pytest.fixture(scope="module")
+def torch() -> Any:
+    import torch
+
+    return torch
+
+
+@pytest.fixture(scope="module")
+def backend(torch: Any) -> Any:
+    from pytest_gpuperf.cuda.backend import CudaBackend
+
+    return CudaBackend()
+
+
+@pytest.fixture(scope="module")
+def decoder(torch: Any) -> Any:
+    from examples.tiny_llama import Decoder, build
+
+    model = build()
+    decoder = Decoder(model, batch=1)
+    decoder.prefill(torch.randint(0, model.cfg.vocab, (1, 128), device="cuda"))
+    return decoder
+
+
+@pytest.fixture(scope="module")
+def graph_step(torch: Any, decoder: Any) -> Callable[[], None]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            decoder.decode_step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        decoder.decode_step()
+    return graph.replay
+
+
+def run(
+    backend: Any,
+    step: Callable[[], Any],
+    tmp_path: Path,
+    budget: dict[str, float] | None = None,
+    settings: Settings = DEFAULTS,
+) -> Measurement:
+    return measure(
+        backend,
+        step,
+        settings,
+        test_id="t",
+        budget=budget or {},
+        items=None,
+        trace_path=tmp_path / f"{len(list(tmp_path.iterdir()))}.pt.trace.json.gz",
+    )
+
+
+def test_graph_step_median_agrees_with_triton_do_bench(backend: Any, graph_step: Any, tmp_path: Path) -> None:
+    from triton.testing import do_bench
+
+    ours = run(backend, graph_step, tmp_path).p50.value
+    theirs = do_bench(graph_step, warmup=100, rep=500, return_mode="median")
+    print(f"graph decode step p50: gpuperf {ours:.4f} ms, do_bench {theirs:.4f} ms, ratio {ours / theirs:.4f}")
+    assert ours == pytest.approx(theirs, rel=0.01)
+
+
+def test_eager_decode_is_overhead_bound_and_its_graph_is_not(
+    backend: Any, decoder: Any, graph_step: Any, tmp_path: Path
+) -> None:
+    eager = run(backend, decoder.decode_step, tmp_path)
+    graph = run(backend, graph_step, tmp_path)
+    assert eager.trace is not None and graph.trace is not None
+    e, g = eager.trace.primary, graph.trace.primary
+    assert e is not None and e.classification is not None and g is not None and g.classification is not None
+    print(
+        f"eager: {eager.p50.value:.3f} ms, {e.gpu_active_pct:.1f}% active, dispatch {e.dispatch_ratio:.2f}, "
+        f"{e.classification.kind}; graph: {graph.p50.value:.3f} ms, {g.gpu_active_pct:.1f}% active, "
+        f"dispatch {g.dispatch_ratio:.2f}, {g.classification.kind}"
+    )
+    assert e.classification.kind == "overhead-bound"
+    assert "CUDA graph" in e.classification.fix
+    assert g.classification.kind != "overhead-bound"
+    assert graph.p50.value < eager.p50.value
+    assert g.kernels_per_step == e.kernels_per_step
+    assert graph.rounds_info.new_allocations == 0  # a replayed graph allocates nothing
+    assert graph.rounds_info.peak_mem_mb is not None and graph.rounds_info.peak_mem_mb > 0
+
+
+def _sleep_cycles_for(torch: Any, ms: float) -> int:
+    """torch.cuda._sleep spins the GPU for a number of cycles: calibrate cycles per ms."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    cycles = 1_000_000
+    torch.cuda._sleep(cycles)  # warm
+    times = []
+    for _ in range(5):
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return int(cycles * ms / statistics.median(times))
+
+
+def test_a_budget_between_a_step_and_five_percent_more_gpu_work_separates_them_every_time(
+    torch: Any, backend: Any, graph_step: Any, tmp_path: Path
+) -> None:
+    base = run(backend, graph_step, tmp_path).p50.value
+    cycles = _sleep_cycles_for(torch, 0.05 * base)
+
+    def delayed() -> None:
+        graph_step()
+        torch.cuda._sleep(cycles)
+
+    budget = {"p50_ms": base * 1.025}  # halfway between the step and the step + 5%
+    verdicts = []
+    for _ in range(5):
+        plain = run(backend, graph_step, tmp_path, budget).budgets[0]
+        slow = run(backend, delayed, tmp_path, budget).budgets[0]
+        verdicts.append((plain.status, slow.status))
+        print(
+            f"budget {budget['p50_ms']:.4f} ms: step {plain.value:.4f} ms {plain.status}, "
+            f"+5% {slow.value:.4f} ms {slow.status}"
+        )
+    assert verdicts == [("pass", "fail")] * 5
+
+
+def test_pytest_benchmark_under_gpuperf_waits_for_the_gpu(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import torch
+
+        A = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+        B = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+
+        def test_gemm(benchmark):
+            benchmark(torch.matmul, A, B)
+
+        def test_gemm_events():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            for _ in range(20):
+                torch.matmul(A, B)
+            start.record()
+            for _ in range(100):
+                torch.matmul(A, B)
+            end.record()
+            end.synchronize()
+            open("events_ms.txt", "w").write(str(start.elapsed_time(end) / 100))
+        """
+    )
+    pytester.runpytest_subprocess("--benchmark-json", "plain.json").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("--gpuperf", "--benchmark-json", "synced.json").assert_outcomes(passed=2)
+    events_ms = float((pytester.path / "events_ms.txt").read_text())
+
+    def median_ms(name: str) -> float:
+        return float(json.loads((pytester.path / name).read_text())["benchmarks"][0]["stats"]["median"]) * 1000
+
+    plain, synced = median_ms("plain.json"), median_ms("synced.json")
+    print(
+        f"4096 bf16 GEMM: CUDA events {events_ms:.4f} ms; pytest-benchmark {plain:.4f} ms; "
+        f"under --gpuperf {synced:.4f} ms"
+    )
+    assert synced == pytest.approx(events_ms, rel=0.15)
+    assert plain < 0.5 * events_ms  # the host clock times the launch, not the work
