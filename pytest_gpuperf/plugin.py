@@ -98,13 +98,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     return result
 
 
+BENCHMARK_MIN_ROUND_S = 0.002
+
+
 def _synchronize_benchmark(fixture: Any, session: GpuperfSession) -> None:
     """pytest-benchmark reads a host clock around calls that only queue GPU work;
-    under --gpuperf on a GPU its clock first waits for the device."""
+    under --gpuperf on a GPU its clock first waits for the device. Rounds of at
+    least 2 ms spread the synchronization and the first launch over many calls."""
     if session.backend is not None and session.backend.name == "cuda-events" and hasattr(fixture, "_timer"):
         from pytest_gpuperf.cuda.backend import synchronized_timer
 
         fixture._timer = synchronized_timer
+        fixture._min_time = max(getattr(fixture, "_min_time", 0.0), BENCHMARK_MIN_ROUND_S)
 
 
 @pytest.hookimpl(wrapper=True)

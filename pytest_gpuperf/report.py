@@ -107,6 +107,7 @@ def header(session: GpuperfSession) -> list[str]:
         f"gpuperf: warmup >= {s.gpuperf_warmup_calls} calls and {s.gpuperf_warmup_ms:g} ms until steady; "
         f"{s.gpuperf_rounds} rounds of >= {s.gpuperf_round_ms:g} ms (up to {s.gpuperf_max_rounds} near a budget); "
         f"profiled pass of {s.gpuperf_profile_steps} steps; traces kept: {s.gpuperf_save_traces}"
+        + ("; L2 cleared before each call" if s.gpuperf_flush_l2 else "")
     )
     if session.note:
         lines.append(f"gpuperf: {session.note}")

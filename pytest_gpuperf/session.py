@@ -138,7 +138,7 @@ def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, 
     if torch.cuda.is_available():
         from pytest_gpuperf.cuda.backend import CudaBackend
 
-        return CudaBackend(), None
+        return CudaBackend(flush_l2=settings.gpuperf_flush_l2), None
     why = f"torch {torch.__version__} sees no CUDA device"
     if device == "cuda" or require:
         flag = "--gpuperf-device cuda" if device == "cuda" else "--gpuperf-require-gpu"

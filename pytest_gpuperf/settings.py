@@ -79,6 +79,13 @@ OPTIONS = (
     Option("gpuperf_round_ms", _non_negative_float, 50.0, "minimum length of a timed round (default 50)", "MS"),
     Option("gpuperf_max_rounds", _positive_int, 30, "rounds at most, when a budget is too close to call (30)", "N"),
     Option("gpuperf_profile_steps", _positive_int, 3, "steps in the profiled pass (default 3)", "N"),
+    Option(
+        "gpuperf_flush_l2",
+        _flag,
+        False,
+        "clear the GPU's L2 cache before each timed call (cold-cache timing, "
+        "as triton's do_bench; off: the warm cache of a real loop)",
+    ),
     Option("gpuperf_json", str, None, "write every measurement to this JSON file", "PATH"),
     Option(
         "gpuperf_trace_dir", str, "gpuperf-traces", "where profiler traces are saved (default gpuperf-traces)", "DIR"
@@ -104,6 +111,7 @@ class Settings:
     gpuperf_round_ms: float
     gpuperf_max_rounds: int
     gpuperf_profile_steps: int
+    gpuperf_flush_l2: bool
     gpuperf_json: str | None
     gpuperf_trace_dir: str
     gpuperf_save_traces: str

@@ -81,12 +81,20 @@ def run(
 
 
 def test_graph_step_median_agrees_with_triton_do_bench(backend: Any, graph_step: Any, tmp_path: Path) -> None:
+    # do_bench clears the L2 cache before every call; --gpuperf-flush-l2 does the same.
     from triton.testing import do_bench
 
-    ours = run(backend, graph_step, tmp_path).p50.value
+    from pytest_gpuperf.cuda.backend import CudaBackend
+
+    cold = run(CudaBackend(flush_l2=True), graph_step, tmp_path).p50.value
+    warm = run(backend, graph_step, tmp_path).p50.value
     theirs = do_bench(graph_step, warmup=100, rep=500, return_mode="median")
-    print(f"graph decode step p50: gpuperf {ours:.4f} ms, do_bench {theirs:.4f} ms, ratio {ours / theirs:.4f}")
-    assert ours == pytest.approx(theirs, rel=0.01)
+    print(
+        f"graph decode step p50: gpuperf cold L2 {cold:.4f} ms, do_bench {theirs:.4f} ms, ratio "
+        f"{cold / theirs:.4f}; gpuperf warm L2 (default) {warm:.4f} ms"
+    )
+    assert cold == pytest.approx(theirs, rel=0.01)
+    assert warm <= cold
 
 
 def test_eager_decode_is_overhead_bound_and_its_graph_is_not(
@@ -106,7 +114,7 @@ def test_eager_decode_is_overhead_bound_and_its_graph_is_not(
     assert "CUDA graph" in e.classification.fix
     assert g.classification.kind != "overhead-bound"
     assert graph.p50.value < eager.p50.value
-    assert g.kernels_per_step == e.kernels_per_step
+    assert g.device_ops == e.device_ops  # the same work (a graph may turn a copy into a kernel)
     assert graph.rounds_info.new_allocations == 0  # a replayed graph allocates nothing
     assert graph.rounds_info.peak_mem_mb is not None and graph.rounds_info.peak_mem_mb > 0
 

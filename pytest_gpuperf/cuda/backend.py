@@ -16,12 +16,16 @@ from torch.profiler import ProfilerActivity, profile, schedule
 from pytest_gpuperf.cuda.nvml import SmClock
 from pytest_gpuperf.model import EnvInfo, RoundsInfo
 
+L2_FLUSH_BYTES = 256 * 2**20  # larger than any current GPU's L2 cache
+
 
 class CudaBackend:
     name = "cuda-events"
 
-    def __init__(self) -> None:
+    def __init__(self, *, flush_l2: bool = False) -> None:
         self.device = torch.cuda.current_device()
+        # Written before each timed call, outside its event pair, to evict the L2 cache.
+        self._flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda") if flush_l2 else None
         self._clock = SmClock.open(self.device)
         self._clock_samples: list[float] = []
         self._segments_before = 0
@@ -40,6 +44,8 @@ class CudaBackend:
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(calls)]
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(calls)]
         for start, end in zip(starts, ends, strict=True):
+            if self._flush is not None:
+                self._flush.zero_()
             start.record()
             step()
             end.record()
