@@ -66,7 +66,11 @@ def is_elementwise(kernel_name: str) -> bool:
     return "elementwise" in kernel_name
 
 
-def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
+def classify(m: DeviceMetrics, trace: Trace, step_ms: float | None = None) -> Bottleneck:
+    """``step_ms``: the step's latency timed without the profiler, when known. The
+    profiler slows the host (DESIGN.md: 5.7 to 12.9 ms for an eager step), which
+    widens the gaps of a profiled trace; idle time then comes from the trace's GPU
+    busy time per step against the unprofiled latency instead."""
     findings: list[Finding] = []
     span = m.span_us
 
@@ -79,11 +83,18 @@ def classify(m: DeviceMetrics, trace: Trace) -> Bottleneck:
         )
         findings.append(("allocation-stalls", "trace", stall_evidence))
 
-    idle_pct = 100.0 - m.gpu_active_pct
+    if step_ms:
+        idle_pct = max(0.0, 100.0 - 100.0 * m.busy_us_per_step / (step_ms * 1000.0))
+        idle_source = (
+            f"GPU busy {m.busy_us_per_step / 1000:.3f} ms of the {step_ms:.3f} ms step timed without the profiler"
+        )
+    else:
+        idle_pct = 100.0 - m.gpu_active_pct
+        idle_source = "in the trace"
     if span > 0 and idle_pct >= OVERHEAD_IDLE_PCT and m.gaps.host_share_pct >= HOST_GAP_SHARE_PCT:
         idle_evidence = [
-            f"GPU idle {idle_pct:.1f}% of the step; {m.gaps.host_share_pct:.0f}% of the idle time waits "
-            f"for the host to launch the next kernel ({m.gaps.count} gaps, median {m.gaps.median_us:.1f} us)"
+            f"GPU idle {idle_pct:.1f}% of the step ({idle_source}); {m.gaps.host_share_pct:.0f}% of the idle time "
+            f"waits for the host to launch the next kernel ({m.gaps.count} gaps, median {m.gaps.median_us:.1f} us)"
         ]
         if m.dispatch_ratio is not None:
             idle_evidence.append(f"dispatch ratio {m.dispatch_ratio:.2f} (host time per unit of GPU busy time)")

@@ -34,12 +34,13 @@ SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
 
 
-def analyze(trace: Trace, *, top: int = 10) -> TraceMetrics:
+def analyze(trace: Trace, *, top: int = 10, step_ms: float | None = None) -> TraceMetrics:
+    """``step_ms``: the step's latency timed without the profiler, if known (see bottleneck.classify)."""
     with collector_paused():
-        return _analyze(trace, top)
+        return _analyze(trace, top, step_ms)
 
 
-def _analyze(trace: Trace, top: int) -> TraceMetrics:
+def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     if not trace.device_ops:
         return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS)
     by_device: dict[int, list[DeviceOp]] = defaultdict(list)
@@ -55,7 +56,7 @@ def _analyze(trace: Trace, top: int) -> TraceMetrics:
         metrics = _device_metrics(
             trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
         )
-        devices.append(replace(metrics, classification=classify(metrics, trace)))
+        devices.append(replace(metrics, classification=classify(metrics, trace, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
 

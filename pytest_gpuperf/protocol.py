@@ -177,10 +177,11 @@ def measure(
     samples = [t for r in rounds for t in r]
 
     trace, why_not = None, None
+    p50 = quantile_interval(samples, 0.5)
     problem = backend.profile(step, settings.gpuperf_profile_steps, trace_path)
     if problem is None:
         try:
-            trace = analyze(load(trace_path))
+            trace = analyze(load(trace_path), step_ms=p50.value)
         except TraceFormatError as exc:
             why_not = f"the profiled trace could not be read: {exc}"
     else:
@@ -196,7 +197,7 @@ def measure(
         warmup_calls=warmup_calls,
         calls_per_round=calls_per_round,
         round_samples_ms=tuple(tuple(r) for r in rounds),
-        p50=quantile_interval(samples, 0.5),
+        p50=p50,
         p99=quantile_interval(samples, 0.99),
         mean_ms=statistics.fmean(samples),
         rounds_info=rounds_info,

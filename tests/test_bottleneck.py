@@ -98,3 +98,20 @@ def test_secondary_findings_are_kept() -> None:
     c = classify(*events)
     assert c.kind == "overhead-bound"
     assert any(s.startswith("communication-bound") for s in c.secondary)
+
+
+def test_the_unprofiled_step_time_overrides_profiler_widened_gaps() -> None:
+    # In the profiled trace the host (slowed by the profiler) leaves the GPU idle half
+    # the time; timed without the profiler the step is no longer than its GPU work.
+    events: list[object] = []
+    for i in range(10):
+        events += [runtime(i * 20.0, 1.0, corr=i + 1), kernel(i * 20.0 + 2, 10.0, "gemm", corr=i + 1)]
+    t = load(trace(*events))
+    assert analyze(t).primary.classification.kind == "overhead-bound"  # type: ignore[union-attr]
+    timed = analyze(t, step_ms=0.1).primary  # 100 us busy in a 0.1 ms step: no idle
+    assert timed is not None and timed.classification is not None
+    assert timed.classification.kind != "overhead-bound"
+    slow = analyze(t, step_ms=0.4).primary  # the real step is 4x its GPU work: host-bound after all
+    assert slow is not None and slow.classification is not None
+    assert slow.classification.kind == "overhead-bound"
+    assert "timed without the profiler" in slow.classification.evidence[0]

@@ -247,6 +247,7 @@ def test_host_clock_reports_gpu_budgets_unavailable_not_failed(pytester: pytest.
     assert budgets["p50_ms"]["status"] == "pass"
 
 
+@pytest.mark.no_cuda
 def test_requiring_a_gpu_without_one_is_an_error_said_once(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
     # In a subprocess: these import torch, which cannot be loaded twice in one process.
@@ -257,6 +258,7 @@ def test_requiring_a_gpu_without_one_is_an_error_said_once(pytester: pytest.Pyte
     result.stderr.fnmatch_lines(["ERROR: --gpuperf-device cuda: torch * sees no CUDA device"])
 
 
+@pytest.mark.no_cuda
 def test_auto_without_cuda_says_so_once_in_the_header(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_a(gpu_profiler): gpu_profiler(int)\ndef test_b(gpu_profiler): gpu_profiler(int)\n")
     result = pytester.runpytest_subprocess("--gpuperf", *FAST)
