@@ -38,10 +38,10 @@ _GEMM = re.compile(r"gemm|cutlass|cublas|nvjet|xmma|wgmma|matmul|s1688|s16816|hm
 
 FIXES = {
     "allocation-stalls": (
-        "preallocate: a KV-cache block pool (the kv_pool fixture) and static buffers allocated once; "
+        "preallocate: a paged KV-cache block pool and static buffers allocated once, before the loop; "
         "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True against fragmentation"
     ),
-    "overhead-bound": "capture the step as a CUDA graph (the cuda_graph fixture or torch.cuda.CUDAGraph)",
+    "overhead-bound": "capture the step as a CUDA graph (torch.cuda.CUDAGraph, replayed with static inputs)",
     "communication-bound": (
         "overlap communication with computation (async collectives, bucketing), or use a smaller tensor-parallel degree"
     ),

@@ -124,7 +124,7 @@ def warm_up(backend: Backend, step: Callable[[], Any], settings: Settings) -> tu
             and elapsed >= min_s
             and (steady or elapsed >= WARMUP_CAP_FACTOR * min_s)
         ):
-            return calls, current
+            return calls, elapsed * 1000.0 / calls
         previous = current
         # About a quarter of the minimum time per chunk: enough calls for a stable median.
         per_call_s = max(elapsed / calls, 1e-6)

@@ -76,7 +76,7 @@ def test_an_unknown_gpu_falls_back_to_the_heuristic_and_says_why() -> None:
 def test_slow_allocator_calls_are_allocation_stalls_with_the_pool_advice() -> None:
     c = classify(runtime(0, 3000, "cudaMalloc"), runtime(3000, 2000, "cudaFree"), kernel(0, 10), kernel(9990, 10))
     assert c.kind == "allocation-stalls"
-    assert "kv_pool" in c.fix
+    assert "paged KV-cache block pool" in c.fix
     assert "1 cudaMalloc (worst 3.00 ms), 1 cudaFree (worst 2.00 ms)" in c.evidence[0]
 
 
