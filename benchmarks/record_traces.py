@@ -3,7 +3,8 @@
     python benchmarks/record_traces.py OUTDIR
 
 Writes gzipped torch.profiler (Kineto) Chrome traces of this project's own
-workloads, each profiled for 2 steps after warmup:
+workloads, each profiled as ``pytest --gpuperf`` profiles a step (CudaBackend.profile:
+one drained warmup step, then 2 steps back to back):
 
 - decode_eager:  batch-1 greedy decode step of examples/tiny_llama.py, eager
 - decode_graph:  the same step captured once and replayed as a CUDA graph
@@ -15,52 +16,29 @@ workloads, each profiled for 2 steps after warmup:
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile, schedule
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import tiny_llama
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from examples.tiny_llama import Decoder, build, capture_cuda_graph
+from pytest_gpuperf.cuda.backend import CudaBackend
 
 STEPS = 2
 
 
 def record(out: Path, name: str, step: Callable[[], object]) -> Path:
+    """Profile ``step`` exactly as ``pytest --gpuperf`` does (CudaBackend.profile)."""
     for _ in range(10):
         step()
-    torch.cuda.synchronize()
-    raw = out / f"{name}.json"
-
-    def export(prof: profile) -> None:
-        prof.export_chrome_trace(str(raw))
-
-    with profile(
-        activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
-        schedule=schedule(wait=0, warmup=1, active=STEPS),
-        on_trace_ready=export,
-        record_shapes=True,
-        profile_memory=True,
-        with_flops=True,
-    ) as prof:
-        for i in range(1 + STEPS):
-            step()
-            if i == 0:
-                # Drain the warmup step so the window holds its own steps' work only;
-                # the profiled steps themselves run back to back, as a real loop does.
-                torch.cuda.synchronize()
-            prof.step()
-    torch.cuda.synchronize()
-    packed = out / f"{name}.json.gz"
-    with raw.open("rb") as src, gzip.GzipFile(packed, "wb", mtime=0) as dst:
-        shutil.copyfileobj(src, dst)
-    raw.unlink()
-    print(f"{name}: {packed.stat().st_size / 1024:.0f} KiB gzipped")
-    return packed
+    path = out / f"{name}.json.gz"
+    problem = CudaBackend().profile(step, STEPS, path)
+    if problem is not None:
+        raise RuntimeError(f"{name}: {problem}")
+    print(f"{name}: {path.stat().st_size / 1024:.0f} KiB gzipped")
+    return path
 
 
 def _memset_async() -> Callable[[torch.Tensor], None]:
@@ -82,27 +60,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())
 
-    model = tiny_llama.build()
-    decoder = tiny_llama.Decoder(model, batch=1)
+    model = build()
+    decoder = Decoder(model, batch=1)
     prompt = torch.randint(0, model.cfg.vocab, (1, 128), device="cuda")
     decoder.prefill(prompt)
     record(out, "decode_eager", decoder.decode_step)
 
-    graph_decoder = tiny_llama.Decoder(model, batch=1)
+    graph_decoder = Decoder(model, batch=1)
     graph_decoder.prefill(prompt)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            graph_decoder.decode_step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        graph_decoder.decode_step()
-    record(out, "decode_graph", graph.replay)
+    record(out, "decode_graph", capture_cuda_graph(graph_decoder.decode_step).replay)
 
     long_prompt = torch.randint(0, model.cfg.vocab, (16, 1024), device="cuda")
-    prefill_decoder = tiny_llama.Decoder(model, batch=16)
+    prefill_decoder = Decoder(model, batch=16)
     record(out, "prefill", lambda: prefill_decoder.prefill(long_prompt))
 
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from examples.conftest import CONFIG, DEVICE, PREFILL_BATCH, PREFILL_TOKENS, needs_cuda
-from examples.tiny_llama import Decoder, TinyLlama
+from examples.tiny_llama import Decoder, TinyLlama, capture_cuda_graph
 
 
 @pytest.mark.gpu_budget(p99_ms=60, peak_mem_mb=4096)
@@ -28,15 +28,7 @@ def test_decode_eager(gpu_profiler, decoder: Decoder) -> None:
 @needs_cuda
 @pytest.mark.gpu_budget(p99_ms=3, gpu_active_pct_min=50, dispatch_ratio_max=2, peak_mem_mb=4096)
 def test_decode_cuda_graph(gpu_profiler, decoder: Decoder) -> None:
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm up off the default stream before capture
-        for _ in range(3):
-            decoder.decode_step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        decoder.decode_step()
+    graph = capture_cuda_graph(decoder.decode_step)
     gpu_profiler(graph.replay, items=1)
     assert 0 <= int(decoder.token.item()) < CONFIG.vocab
 

@@ -9,6 +9,7 @@ fixed shapes and can be captured as a CUDA graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -188,3 +189,18 @@ def build(
 ) -> TinyLlama:
     torch.manual_seed(seed)
     return TinyLlama(cfg or Config()).to(device=device, dtype=dtype).eval()
+
+
+def capture_cuda_graph(step: Callable[[], object], warmup_calls: int = 3) -> torch.cuda.CUDAGraph:
+    """Capture ``step`` as a CUDA graph after warming it up on a side stream (as capture
+    requires); ``graph.replay()`` then reruns it on the buffers it captured."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup_calls):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph

@@ -50,15 +50,9 @@ def decoder(torch: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def graph_step(torch: Any, decoder: Any) -> Callable[[], None]:
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            decoder.decode_step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        decoder.decode_step()
+    from examples.tiny_llama import capture_cuda_graph
+
+    graph = capture_cuda_graph(decoder.decode_step)
     return graph.replay
 
 
