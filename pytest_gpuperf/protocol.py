@@ -17,7 +17,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,7 +72,6 @@ class Measurement:
     trace_unavailable: str | None = None
     budgets: tuple[BudgetResult, ...] = ()
     wall_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples(self) -> list[float]:

@@ -124,7 +124,11 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
 
         @pytest.mark.gpu_budget(p50_ms=3.0, p99_ms=2.5)
         def test_meets(gpu_profiler):
-            gpu_profiler(lambda: None)
+            def step():
+                with gpu_profiler.region("attention"):  # an NVTX range inside the step
+                    pass
+
+            gpu_profiler(step)
 
         @pytest.mark.gpu_budget(p99_ms=1.0, gpu_active_pct_min=50, peak_mem_mb=4096)
         def test_breaks(gpu_profiler):
