@@ -16,14 +16,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.metrics import analyze
-from pytest_gpuperf.model import EnvInfo, RoundsInfo, TraceMetrics
+from pytest_gpuperf.model import DeviceMetrics, EnvInfo, RoundsInfo, TraceMetrics
 from pytest_gpuperf.settings import Settings
 from pytest_gpuperf.stats import Estimate, quantile_interval
 from pytest_gpuperf.trace import TraceFormatError, load
@@ -72,6 +72,11 @@ class Measurement:
     trace_unavailable: str | None = None
     budgets: tuple[BudgetResult, ...] = ()
     wall_s: float = 0.0
+
+    @property
+    def device(self) -> DeviceMetrics | None:
+        """The profiled trace's primary device, if there is a trace."""
+        return self.trace.primary if self.trace is not None else None
 
     @property
     def samples(self) -> list[float]:
@@ -130,8 +135,7 @@ def warm_up(backend: Backend, step: Callable[[], Any], settings: Settings) -> tu
         chunk = max(settings.gpuperf_warmup_calls, min(100_000, math.ceil(min_s / 4 / per_call_s)))
 
 
-def _latency_budgets(budget: dict[str, float], samples: Sequence[float], items: float | None) -> list[BudgetResult]:
-    p50 = quantile_interval(samples, 0.5)
+def _latency_budgets(budget: dict[str, float], p50: Estimate, p99: Estimate, items: float | None) -> list[BudgetResult]:
     results = []
     for key, limit in budget.items():
         if KEYS[key].source != "latency":
@@ -139,7 +143,7 @@ def _latency_budgets(budget: dict[str, float], samples: Sequence[float], items: 
         if key == "p50_ms":
             results.append(judge(key, limit, p50))
         elif key == "p99_ms":
-            results.append(judge(key, limit, quantile_interval(samples, 0.99)))
+            results.append(judge(key, limit, p99))
         elif items:
             results.append(judge(key, limit, throughput(items, p50)))
         else:
@@ -169,14 +173,13 @@ def measure(
         if len(rounds) < settings.gpuperf_rounds:
             continue
         samples = [t for r in rounds for t in r]
-        undecided = any(r.status == UNDECIDED for r in _latency_budgets(budget, samples, items))
-        if not undecided or len(rounds) >= settings.gpuperf_max_rounds:
+        p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
+        latency = _latency_budgets(budget, p50, p99, items)
+        if len(rounds) >= settings.gpuperf_max_rounds or not any(r.status == UNDECIDED for r in latency):
             break
     rounds_info = backend.end_rounds()
-    samples = [t for r in rounds for t in r]
 
     trace, why_not = None, None
-    p50 = quantile_interval(samples, 0.5)
     problem = backend.profile(step, settings.gpuperf_profile_steps, trace_path)
     if problem is None:
         try:
@@ -186,8 +189,8 @@ def measure(
     else:
         why_not = problem
 
-    results = [settle(r) for r in _latency_budgets(budget, samples, items)]
-    results += _other_budgets(budget, trace, why_not, rounds_info, settings.gpuperf_profile_steps)
+    results = [settle(r) for r in latency]
+    results += _other_budgets(budget, trace, why_not, rounds_info)
     order = list(budget)
     results.sort(key=lambda r: order.index(r.key))
     return Measurement(
@@ -197,7 +200,7 @@ def measure(
         calls_per_round=calls_per_round,
         round_samples_ms=tuple(tuple(r) for r in rounds),
         p50=p50,
-        p99=quantile_interval(samples, 0.99),
+        p99=p99,
         mean_ms=statistics.fmean(samples),
         rounds_info=rounds_info,
         items=items,
@@ -210,7 +213,7 @@ def measure(
 
 
 def _other_budgets(
-    budget: dict[str, float], trace: TraceMetrics | None, why_not: str | None, rounds: RoundsInfo, steps: int
+    budget: dict[str, float], trace: TraceMetrics | None, why_not: str | None, rounds: RoundsInfo
 ) -> list[BudgetResult]:
     results = []
     device = trace.primary if trace is not None else None
@@ -222,7 +225,7 @@ def _other_budgets(
         elif spec.source == "trace":
             if device is None:
                 reason = why_not or (trace.host_only_reason if trace is not None else None) or "no profiled trace"
-                results.append(judge(key, limit, None, reason or "no device operations in the profiled trace"))
+                results.append(judge(key, limit, None, reason))
                 continue
             value = getattr(device, spec.metric)
             reason = device.unavailable.get(spec.metric, "")

@@ -124,7 +124,7 @@ def table(session: GpuperfSession) -> list[str]:
     head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "verdict")
     rows = [head]
     for m in session.measurements:
-        device = m.trace.primary if m.trace is not None else None
+        device = m.device
         rows.append(
             (
                 m.test_id,
@@ -163,7 +163,7 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
             f"  note: the SM clock ran at {m.rounds_info.sm_clock_mhz:.0f} of {m.rounds_info.sm_clock_max_mhz:.0f} MHz "
             "during the rounds (throttled): this timing is not the card's steady state"
         )
-    device = m.trace.primary if m.trace is not None else None
+    device = m.device
     if device is not None and device.classification is not None:
         c = device.classification
         lines.append(f"bottleneck: {c.kind} ({c.method})")
@@ -177,7 +177,7 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
 
 
 def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
-    device = m.trace.primary if m.trace is not None else None
+    device = m.device
     return {
         "test": m.test_id,
         "env": asdict(m.env),

@@ -91,7 +91,7 @@ def user_properties(m: Measurement) -> list[tuple[str, object]]:
     ]
     if m.rounds_info.peak_mem_mb is not None:
         props.append(("gpuperf_peak_mem_mb", round(m.rounds_info.peak_mem_mb, 3)))
-    device = m.trace.primary if m.trace is not None else None
+    device = m.device
     if device is not None:
         props.append(("gpuperf_gpu_active_pct", round(device.gpu_active_pct, 4)))
         if device.dispatch_ratio is not None:

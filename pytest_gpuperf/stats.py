@@ -25,9 +25,6 @@ class Estimate:
     high: float
     exact_bounds: bool  # False: too few samples for the interval's level; it is widened to the extremes
 
-    def __str__(self) -> str:
-        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
-
 
 def quantile(sorted_samples: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
@@ -78,7 +75,3 @@ def quantile_interval(samples: Sequence[float], q: float, confidence: float = CO
     low = ordered[lower_rank - 1] if lower_rank is not None else ordered[0]
     high = ordered[upper_rank - 1] if upper_rank is not None else ordered[-1]
     return Estimate(value, min(low, value), max(high, value), exact)
-
-
-def median(samples: Sequence[float]) -> float:
-    return quantile(sorted(samples), 0.5)
