@@ -18,13 +18,9 @@ from pytest_gpuperf.trace import (
     KERNEL,
     MEMCPY,
     MEMSET,
-    ApiCall,
     DeviceOp,
     Trace,
     TraceFormatError,
-    is_allocation_call,
-    is_free_call,
-    is_sync_call,
 )
 
 _DEVICE_TABLES = (
@@ -78,18 +74,9 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
         if end_ns < start_ns:
             raise TraceFormatError(source, f"{kind} row ends before it starts: {row[:2]}")
         start, end = (start_ns - base) / 1000.0, (end_ns - base) / 1000.0
-        if kind == "api":  # (start, end, nameId, correlationId)
-            name = strings.get(row[2], "")
-            call = ApiCall(name, start, end)
-            trace.host.append((start, end))
-            if type(row[3]) is int and row[3] != 0:  # CUPTI's 0 means "no correlation"
-                trace.api_calls[row[3]] = call
-            if is_sync_call(name):
-                trace.syncs.append((start, end))
-            elif is_allocation_call(name):
-                trace.allocations.append(call)
-            elif is_free_call(name):
-                trace.frees.append(call)
+        if kind == "api":  # (start, end, nameId, correlationId); CUPTI's 0 means "no correlation"
+            correlation = row[3] if type(row[3]) is int and row[3] != 0 else None
+            trace.add_api_call(strings.get(row[2], ""), start, end, correlation)
             continue
         # (start, end, deviceId, streamId, correlationId, name id)
         name = strings.get(row[5], "") if kind == KERNEL else ("Memcpy" if kind == MEMCPY else "Memset")

@@ -104,6 +104,20 @@ class Trace:
     device_names: dict[int, str] = field(default_factory=dict)
     rank: int | None = None
 
+    def add_api_call(self, name: str, start: float, end: float, correlation: int | None) -> None:
+        """A CUDA runtime or driver call: host work, joined to device work by its
+        correlation id, and sorted out if it waits (a sync) or allocates."""
+        call = ApiCall(name, start, end)
+        self.host.append((start, end))
+        if correlation is not None:
+            self.api_calls[correlation] = call
+        if is_sync_call(name):
+            self.syncs.append((start, end))
+        elif is_allocation_call(name):
+            self.allocations.append(call)
+        elif is_free_call(name):
+            self.frees.append(call)
+
 
 def is_sync_call(name: str) -> bool:
     return "Synchronize" in name
@@ -266,8 +280,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
     source = trace.source
     base: Any = None
     step_names: set[str] = set()
-    device_ops, host, syncs = trace.device_ops, trace.host, trace.syncs
-    api_calls, allocations, frees = trace.api_calls, trace.allocations, trace.frees
+    device_ops, host, add_api_call = trace.device_ops, trace.host, trace.add_api_call
     roles, no_args = _ROLES, _NO_ARGS
     for index, ev in enumerate(events):
         if type(ev) is not _Event:
@@ -323,18 +336,11 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
                 )
             )
             continue
-        host.append((start, end))
         if role is _API:
-            call = ApiCall(name, start, end)
-            if correlation is not None:
-                api_calls[correlation] = call
-            if is_sync_call(name):
-                syncs.append((start, end))
-            elif is_allocation_call(name):
-                allocations.append(call)
-            elif is_free_call(name):
-                frees.append(call)
-        elif name in _MATMUL_OPS or name in _ATTENTION_OPS or args.flops is not None:
+            add_api_call(name, start, end, correlation)
+            continue
+        host.append((start, end))  # an operator
+        if name in _MATMUL_OPS or name in _ATTENTION_OPS or args.flops is not None:
             flop_op = _flop_op(name, args)
             if flop_op is not None:
                 trace.flop_ops.append(flop_op)
