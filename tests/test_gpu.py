@@ -183,7 +183,7 @@ def test_pytest_benchmark_under_gpuperf_waits_for_the_gpu(pytester: pytest.Pytes
         f"pytest-benchmark under --gpuperf {synced:.4f} ms"
     )
     # Synchronized, it times the GEMM itself. It reads a little high, and by a varying amount
-    # (0.99x to 1.17x seen on an H100): pytest-benchmark idles the GPU between its rounds,
+    # (0.99x to 1.25x seen on an H100): pytest-benchmark idles the GPU between its rounds,
     # while gpuperf's calls run back to back.
     assert 0.9 * events_ms <= synced <= 1.3 * events_ms
     assert plain < 0.5 * events_ms  # the host clock times the launch, not the work
