@@ -35,8 +35,8 @@ class HostClockBackend:
     def begin_rounds(self) -> None:
         pass
 
-    def end_round(self) -> None:
-        pass
+    def end_round(self) -> float | None:
+        return None
 
     def end_rounds(self) -> RoundsInfo:
         return RoundsInfo()

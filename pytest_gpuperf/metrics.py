@@ -134,6 +134,7 @@ def _device_metrics(
         flops=flops,
         flop_bytes=flop_bytes,
         unavailable=unavailable,
+        kernel_counts={name: count for name, (count, _) in sorted(by_name.items())},
     )
 
 

@@ -92,6 +92,7 @@ class DeviceMetrics:
     flop_bytes: float
     classification: Bottleneck | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    kernel_counts: dict[str, int] = field(default_factory=dict)  # kernel name -> launches in the trace
 
     @property
     def kernels_per_step(self) -> float:
@@ -180,3 +181,22 @@ class RoundsInfo:
 
 
 THROTTLED_CLOCK_FRACTION = 0.85
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a baseline keeps of one measured test, and what a new measurement is compared as."""
+
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    p99_ci_ms: tuple[float, float]  # order-statistic interval at the comparison's per-side confidence
+    round_medians_ms: tuple[float, ...]
+    round_clock_mhz: tuple[float, ...] = ()  # the SM clock after each round; empty where none was read
+    peak_mem_mb: float | None = None
+    items_per_s: float | None = None
+    gpu_active_pct: float | None = None
+    dispatch_ratio: float | None = None
+    kernels_per_step: float | None = None
+    launches_per_step: float | None = None
+    kernels: dict[str, float] = field(default_factory=dict)  # kernel name -> launches per step

@@ -16,7 +16,14 @@ import pytest
 from pytest_gpuperf import hooks
 from pytest_gpuperf.budget import BudgetError, parse_budget
 from pytest_gpuperf.fixtures import gpu_profiler
-from pytest_gpuperf.session import BUDGET_KEY, MEASUREMENTS_KEY, SESSION_KEY, GpuperfSession, choose_backend
+from pytest_gpuperf.session import (
+    BUDGET_KEY,
+    MEASUREMENTS_KEY,
+    SESSION_KEY,
+    TOLERANCE_KEY,
+    GpuperfSession,
+    choose_backend,
+)
 from pytest_gpuperf.settings import add_options, resolve
 
 __all__ = ["gpu_profiler"]
@@ -36,11 +43,31 @@ def pytest_configure(config: pytest.Config) -> None:
         "gpu_budget(p50_ms=, p99_ms=, gpu_active_pct_min=, dispatch_ratio_max=, peak_mem_mb=, nccl_pct_max=, "
         "kernels_per_step_max=, items_per_s_min=): the GPU performance this test must meet under --gpuperf",
     )
+    config.addinivalue_line(
+        "markers",
+        "gpu_baseline(tolerance_pct=): how much worse than its baseline this test may get before it regresses "
+        "(default --gpuperf-tolerance, 5)",
+    )
     settings = resolve(config)
-    session = GpuperfSession(settings)
+    session = GpuperfSession(settings, rootdir=config.rootpath)
     if settings.gpuperf:
         session.backend, session.note = choose_backend(config, settings)
+        session.machine_key = config.hook.pytest_gpuperf_machine_key(config=config, env=session.backend.env())
+        session.narrowed = {arg.split("::")[0].removesuffix(".py") for arg in _node_id_args(config)}
     config.stash[SESSION_KEY] = session
+
+
+def _node_id_args(config: pytest.Config) -> list[str]:
+    """Arguments naming tests inside a module (path::test), relative to the rootdir."""
+    out = []
+    for arg in config.args:
+        if "::" in arg:
+            path = Path(arg.split("::")[0]).resolve()
+            try:
+                out.append(path.relative_to(config.rootpath).as_posix() + "::" + arg.split("::", 1)[1])
+            except ValueError:
+                continue
+    return out
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -58,15 +85,40 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return report.header(session)
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.active:
+        module, _, test = item.nodeid.partition("::")
+        session.collected.setdefault(module.removesuffix(".py"), set()).add(test)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        session = items[0].config.stash.get(SESSION_KEY, None)
+        if session is not None:
+            session.deselected += len(items)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("gpu_budget")
-        if marker is None:
-            continue
-        try:
-            item.stash[BUDGET_KEY] = parse_budget(marker.args, marker.kwargs)
-        except BudgetError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: gpu_budget {exc}") from None
+        if marker is not None:
+            try:
+                item.stash[BUDGET_KEY] = parse_budget(marker.args, marker.kwargs)
+            except BudgetError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: gpu_budget {exc}") from None
+        marker = item.get_closest_marker("gpu_baseline")
+        if marker is not None:
+            item.stash[TOLERANCE_KEY] = _tolerance(item.nodeid, marker)
+
+
+def _tolerance(nodeid: str, marker: pytest.Mark) -> float:
+    value = marker.kwargs.get("tolerance_pct")
+    if marker.args or set(marker.kwargs) != {"tolerance_pct"}:
+        raise pytest.UsageError(f"{nodeid}: gpu_baseline takes one keyword argument, tolerance_pct=")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise pytest.UsageError(f"{nodeid}: gpu_baseline tolerance_pct={value!r}: expected a number, 0 or more")
+    return float(value) / 100.0
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -90,7 +142,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     if session.active and "benchmark" in funcargs:
         _synchronize_benchmark(funcargs["benchmark"], session)
     result = yield  # the test's own exception, if any, propagates as itself
-    failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if m.failed]
+    failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if session.failing(m)]
     if failed:
         from pytest_gpuperf import report
 
@@ -135,9 +187,29 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"gpuperf: JSON report written to {session.settings.gpuperf_json}")
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is not None and state.active and state.settings.gpuperf_json:
+    if state is None or not state.active:
+        return
+    from pytest_gpuperf import xdist
+
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker: the controller reports and writes
+        worker_output[xdist.KEY] = xdist.payload(state)
+        return
+    state.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if state.settings.gpuperf_json:
         from pytest_gpuperf import report
 
         report.write_json(state, Path(state.settings.gpuperf_json))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: take in what a worker measured."""
+    state = node.config.stash.get(SESSION_KEY, None)
+    output = getattr(node, "workeroutput", None)
+    if state is not None and state.active and output:
+        from pytest_gpuperf import xdist
+
+        xdist.merge(state, output)

@@ -17,13 +17,14 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
+from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
 from pytest_gpuperf.metrics import analyze
-from pytest_gpuperf.model import DeviceMetrics, EnvInfo, RoundsInfo, TraceMetrics
+from pytest_gpuperf.model import DeviceMetrics, Entry, EnvInfo, RoundsInfo, TraceMetrics
 from pytest_gpuperf.settings import Settings
 from pytest_gpuperf.stats import Estimate, quantile_interval
 from pytest_gpuperf.trace import TraceFormatError, load
@@ -46,7 +47,9 @@ class Backend(Protocol):
 
     def begin_rounds(self) -> None: ...
 
-    def end_round(self) -> None: ...
+    def end_round(self) -> float | None:
+        """Called after each round; the SM clock (MHz) now, or None where it cannot be read."""
+        ...
 
     def end_rounds(self) -> RoundsInfo: ...
 
@@ -72,6 +75,8 @@ class Measurement:
     trace_unavailable: str | None = None
     budgets: tuple[BudgetResult, ...] = ()
     wall_s: float = 0.0
+    round_clock_mhz: tuple[float, ...] = ()  # empty where the clock could not be read
+    comparison: Comparison | None = None  # against the baseline; None: gpuperf compared nothing
 
     @property
     def device(self) -> DeviceMetrics | None:
@@ -93,6 +98,29 @@ class Measurement:
     @property
     def failed(self) -> list[BudgetResult]:
         return [b for b in self.budgets if b.status == "fail"]
+
+    @property
+    def entry(self) -> Entry:
+        """This measurement as a baseline entry (and as what is compared with one)."""
+        device = self.device
+        samples = self.samples
+        p99 = quantile_interval(samples, 0.99, SIDE_CONFIDENCE)
+        per_step = device.kernel_counts if device is not None else {}
+        return Entry(
+            samples=len(samples),
+            p50_ms=self.p50.value,
+            p99_ms=self.p99.value,
+            p99_ci_ms=(p99.low, p99.high),
+            round_medians_ms=tuple(self.round_medians_ms),
+            round_clock_mhz=self.round_clock_mhz,
+            peak_mem_mb=self.rounds_info.peak_mem_mb,
+            items_per_s=self.items_per_s.value if self.items_per_s else None,
+            gpu_active_pct=device.gpu_active_pct if device and "gpu_active_pct" not in device.unavailable else None,
+            dispatch_ratio=device.dispatch_ratio if device else None,
+            kernels_per_step=device.kernels_per_step if device else None,
+            launches_per_step=device.launches_per_step if device else None,
+            kernels={name: count / device.steps for name, count in per_step.items()} if device else {},
+        )
 
     @property
     def verdict(self) -> str:
@@ -160,28 +188,38 @@ def measure(
     budget: dict[str, float],
     items: float | None,
     trace_path: Path,
+    baseline: Entry | None = None,
+    tolerance: float = 0.05,
 ) -> Measurement:
+    """Measure ``step``; with a ``baseline``, compare with it (more rounds while the
+    latency comparison is inconclusive, as for a budget too close to call)."""
     wall_started = time.perf_counter()
     warmup_calls, wall_ms_per_call = warm_up(backend, step, settings)
     # Rounds are sized in wall time: a 1 us step timed call by call costs more than 1 us a call.
     calls_per_round = max(MIN_CALLS_PER_ROUND, math.ceil(settings.gpuperf_round_ms / max(wall_ms_per_call, 1e-6)))
     backend.begin_rounds()
     rounds: list[list[float]] = []
+    clocks: list[float | None] = []
     while True:
         rounds.append(backend.call_times_ms(step, calls_per_round))
-        backend.end_round()
+        clocks.append(backend.end_round())
         if len(rounds) < settings.gpuperf_rounds:
             continue
         samples = [t for r in rounds for t in r]
         p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
         latency = _latency_budgets(budget, p50, p99, items)
-        if len(rounds) >= settings.gpuperf_max_rounds or not any(r.status == UNDECIDED for r in latency):
+        undecided = any(r.status == UNDECIDED for r in latency)
+        if baseline is not None and not undecided:
+            so_far = _rounds_entry(rounds, clocks)
+            undecided = latency_change(baseline, so_far, tolerance).outcome == INCONCLUSIVE
+        if len(rounds) >= settings.gpuperf_max_rounds or not undecided:
             break
     rounds_info = backend.end_rounds()
 
     trace, why_not = None, None
-    problem = backend.profile(step, settings.gpuperf_profile_steps, trace_path)
-    if problem is None:
+    if settings.gpuperf_profile_steps == 0:
+        why_not = "profiling is off (--gpuperf-profile-steps 0)"
+    elif (problem := backend.profile(step, settings.gpuperf_profile_steps, trace_path)) is None:
         try:
             trace = analyze(load(trace_path), step_ms=p50.value)
         except TraceFormatError as exc:
@@ -193,7 +231,7 @@ def measure(
     results += _other_budgets(budget, trace, why_not, rounds_info)
     order = list(budget)
     results.sort(key=lambda r: order.index(r.key))
-    return Measurement(
+    measurement = Measurement(
         test_id=test_id,
         env=backend.env(),
         warmup_calls=warmup_calls,
@@ -209,7 +247,22 @@ def measure(
         trace_unavailable=why_not,
         budgets=tuple(results),
         wall_s=time.perf_counter() - wall_started,
+        round_clock_mhz=_known(clocks),
     )
+    if baseline is None:
+        return measurement
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance))
+
+
+def _known(clocks: list[float | None]) -> tuple[float, ...]:
+    """The clock readings, if every round has one (a partial series cannot be paired with rounds)."""
+    return tuple(c for c in clocks if c is not None) if all(c is not None for c in clocks) else ()
+
+
+def _rounds_entry(rounds: list[list[float]], clocks: list[float | None]) -> Entry:
+    """The rounds so far, as an entry for the latency comparison (it reads nothing else)."""
+    medians = tuple(statistics.median(r) for r in rounds)
+    return Entry(len(medians), medians[0], medians[0], (medians[0], medians[0]), medians, _known(clocks))
 
 
 def _other_budgets(

@@ -118,46 +118,89 @@ def _cell(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+BASELINE_COUNTS = ("regressed", "improved", "same", "inconclusive", "new", "not compared", "unreadable baseline")
+
+
 def table(session: GpuperfSession) -> list[str]:
-    if not session.measurements:
+    """The report's table, one row per measurement (xdist workers' included), and its summary."""
+    results = session.results()
+    if not results:
         return ["no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)"]
-    head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "verdict")
+    head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "vs baseline", "verdict")
     rows = [head]
-    for m in session.measurements:
-        device = m.device
+    for r in results:
         rows.append(
             (
-                m.test_id,
-                _cell(m.p50.value, ".4f"),
-                _cell(m.p99.value, ".4f"),
-                _cell(device.gpu_active_pct if device else None, ".1f"),
-                _cell(device.dispatch_ratio if device else None, ".2f"),
-                _cell(m.rounds_info.peak_mem_mb, ".1f"),
-                device.classification.kind if device and device.classification else "-",
-                m.verdict + (" (throttled)" if m.rounds_info.throttled else ""),
+                r["test"],
+                _cell(r["p50_ms"]["value"], ".4f"),
+                _cell(r["p99_ms"]["value"], ".4f"),
+                _cell(r["trace"]["gpu_active_pct"] if r["trace"] else None, ".1f"),
+                _cell(r["trace"]["dispatch_ratio"] if r["trace"] else None, ".2f"),
+                _cell(r["peak_mem_mb"], ".1f"),
+                r["bottleneck"]["kind"] if r["bottleneck"] else "-",
+                r["baseline"]["summary"] + (", recorded" if r["baseline"]["recorded"] else ""),
+                r["verdict"] + (" (throttled)" if r["throttled"] else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []
     for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:-2], widths[1:-2], strict=True)]
-        cells += [row[-2].ljust(widths[-2]), row[-1]]
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:-3], widths[1:-3], strict=True)]
+        cells += [row[-3].ljust(widths[-3]), row[-2].ljust(widths[-2]), row[-1]]
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("-" * len(lines[0]))
-    failed = sum(1 for m in session.measurements if m.failed)
-    lines.append(f"{len(session.measurements)} measured, {failed} over budget")
+    over = sum(1 for r in results if r["over_budget"])
+    statuses = [r["baseline"]["status"] for r in results]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in BASELINE_COUNTS if statuses.count(s) or s in ("regressed",))
+    recorded = sum(1 for r in results if r["baseline"]["recorded"])
+    summary = f"{len(results)} measured, {over} over budget; against baselines: {counts}"
+    if recorded:
+        summary += f"; {recorded} recorded"
+    elif statuses.count("new") and not session.settings.gpuperf_update_baselines:
+        summary += " (record with --gpuperf-update-baselines)"
+    lines.append(summary)
+    reasons: dict[tuple[str, str], int] = {}
+    for r in results:
+        if r["baseline"]["status"] in ("not compared", "unreadable baseline"):
+            key = (r["baseline"]["status"], r["baseline"]["reason"])
+            reasons[key] = reasons.get(key, 0) + 1
+    lines += [f"{status} ({n} test{'s' if n > 1 else ''}): {why}" for (status, why), n in reasons.items()]
+    lines += [f"baselines: {line}" for line in session.baseline_lines]
+    return lines
+
+
+def baseline_text(m: Measurement, session: GpuperfSession) -> list[str]:
+    """Why the baseline gate failed a test, metric by metric, and what to do."""
+    c = m.comparison
+    problems = session.problems(m)
+    if c is None or not problems:
+        return []
+    if c.status != "regressed":
+        return [f"  {p}" for p in problems]
+    lines = [f"  regressed against its baseline {c.baseline_file} (tolerance {c.tolerance_pct:g}%):"]
+    lines += [f"    {change.describe()}" for change in c.changes if change.outcome != "same"]
+    if c.kernels_added:
+        lines.append(f"    kernels that appeared: {', '.join(c.kernels_added)}")
+    if c.kernels_removed:
+        lines.append(f"    kernels that disappeared: {', '.join(c.kernels_removed)}")
+    if c.first_attempt:
+        lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
+    test = m.test_id.split("#")[0]
+    lines.append(f'  if the change is intended: pytest --gpuperf --gpuperf-update-baselines "{test}"')
     return lines
 
 
 def failure_text(m: Measurement, session: GpuperfSession) -> str:
     rounds = len(m.round_samples_ms)
+    what = "gpu_budget failed" if m.failed else "gpuperf failed"
     lines = [
-        f"gpu_budget failed: {m.test_id}",
+        f"{what}: {m.test_id}",
         f"  measured with {m.env.backend} on {m.env.device}: {rounds} rounds x {m.calls_per_round} calls "
         f"after {m.warmup_calls} warmup calls",
     ]
     lines += [f"  {b.describe()}" for b in m.failed]
+    lines += baseline_text(m, session)
     if m.rounds_info.throttled:
         lines.append(
             f"  note: the SM clock ran at {m.rounds_info.sm_clock_mhz:.0f} of {m.rounds_info.sm_clock_max_mhz:.0f} MHz "
@@ -181,7 +224,7 @@ def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
     return {
         "test": m.test_id,
         "env": asdict(m.env),
-        "verdict": m.verdict,
+        "verdict": "FAIL" if session.failing(m) else m.verdict,
         "warmup_calls": m.warmup_calls,
         "calls_per_round": m.calls_per_round,
         "rounds": len(m.round_samples_ms),
@@ -203,7 +246,21 @@ def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
         "trace_saved": session.saved_traces.get(id(m)),
         "bottleneck": asdict(device.classification) if device and device.classification else None,
         "wall_s": m.wall_s,
+        "round_clock_mhz": list(m.round_clock_mhz),
+        "baseline": _baseline_dict(m, session),
+        "over_budget": bool(m.failed),
+        "problems": session.problems(m),
     }
+
+
+def _baseline_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
+    c = m.comparison
+    if c is None:
+        return {"status": "not compared", "summary": "-", "reason": "not compared", "recorded": False}
+    out = asdict(c)
+    out["summary"] = c.summary()
+    out["recorded"] = session.recorded(m)
+    return out
 
 
 def write_json(session: GpuperfSession, path: Path) -> None:
@@ -211,7 +268,7 @@ def write_json(session: GpuperfSession, path: Path) -> None:
     payload = {
         "settings": asdict(s),
         "note": session.note,
-        "tests": [measurement_dict(m, session) for m in session.measurements],
+        "tests": session.results(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -1,4 +1,4 @@
-"""State of one pytest session: settings, the backend, and every measurement."""
+"""State of one pytest session: settings, the backend, baselines, and every measurement."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +16,17 @@ import pytest
 from pytest_gpuperf.settings import Settings
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
+    from pytest_gpuperf.baseline import BaselineStore
     from pytest_gpuperf.protocol import Backend, Measurement
 
 SESSION_KEY = pytest.StashKey["GpuperfSession"]()
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
+TOLERANCE_KEY = pytest.StashKey[float]()  # from @pytest.mark.gpu_baseline(tolerance_pct=...), as a fraction
 MEASUREMENTS_KEY = pytest.StashKey[list["Measurement"]]()
+
+
+class GpuperfWarning(pytest.PytestWarning):
+    """A measurement that could not be judged against its baseline (too noisy to tell)."""
 
 
 @dataclass
@@ -30,7 +36,16 @@ class GpuperfSession:
     note: str | None = None  # said once in the report header (e.g. no GPU)
     measurements: list[Measurement] = field(default_factory=list)
     saved_traces: dict[int, str] = field(default_factory=dict)  # id(measurement) -> path
+    baselines: BaselineStore | None = None  # opened on the first measurement
+    rootdir: Path = field(default_factory=Path.cwd)
+    collected: dict[str, set[str]] = field(default_factory=dict)  # module -> test names, before deselection
+    narrowed: set[str] = field(default_factory=set)  # modules run only in part (test ids given)
+    deselected: int = 0
+    remote: list[dict[str, Any]] = field(default_factory=list)  # results sent by pytest-xdist workers
+    baseline_lines: list[str] = field(default_factory=list)  # what the end of the session did to baselines
+    machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
     _scratch: Path | None = None
+    _traces: int = 0
 
     @property
     def active(self) -> bool:
@@ -41,26 +56,115 @@ class GpuperfSession:
             self._scratch = Path(tempfile.mkdtemp(prefix="gpuperf-"))
         return self._scratch
 
+    def store(self) -> BaselineStore:
+        if self.baselines is None:
+            from pytest_gpuperf.baseline import BaselineStore, Machine, machine_key
+
+            assert self.backend is not None
+            env = self.backend.env()
+            key = self.machine_key or machine_key(env)
+            self.baselines = BaselineStore(
+                self.rootdir / self.settings.gpuperf_baselines_dir, key, Machine.of(env), self.rootdir
+            )
+        return self.baselines
+
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
+        from pytest_gpuperf.baseline import split_test_id
+        from pytest_gpuperf.compare import INCONCLUSIVE, NEW, NOT_COMPARED, REGRESSED, SAME, UNREADABLE, Comparison
+
+        done = item.stash.setdefault(MEASUREMENTS_KEY, [])
+        label = item.nodeid if not done else f"{item.nodeid}#{len(done) + 1}"
+        tolerance = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance / 100.0)
+        store = self.store()
+        module, test = split_test_id(label)
+        found = store.lookup(module, test)
+        update = self.settings.gpuperf_update_baselines
+        with nvtx_range(label):
+            result = self._measure(item, step, items, label, found.entry, tolerance)
+            first = result.comparison
+            if first is not None and first.status == REGRESSED and not update:
+                # A suspected regression is measured again before it fails the test.
+                again = self._measure(item, step, items, label, found.entry, tolerance)
+                assert again.comparison is not None
+                latency = first.latency
+                told = latency.describe() if latency else first.status
+                result = replace(again, comparison=replace(again.comparison, first_attempt=told))
+        if result.comparison is None:
+            status = UNREADABLE if found.error else NOT_COMPARED if found.reason.startswith("recorded") else NEW
+            result = replace(result, comparison=Comparison(status, tolerance * 100.0, reason=found.reason))
+        assert result.comparison is not None
+        comparison = replace(result.comparison, baseline_file=self.shown(found.path))
+        result = replace(result, comparison=comparison)
+        if update and found.error is None and comparison.status != SAME:
+            store.stage(module, test, result.entry)
+        if comparison.status == INCONCLUSIVE and not update:
+            unsure = [c.describe() for c in comparison.changes if c.outcome == INCONCLUSIVE]
+            item.warn(GpuperfWarning(f"{label}: inconclusive against its baseline: {'; '.join(unsure)}"))
+        done.append(result)
+        self.measurements.append(result)
+        item.user_properties.extend(user_properties(result, self.failing(result)))
+        return result
+
+    def _measure(
+        self, item: pytest.Item, step: Any, items: float | None, label: str, baseline: Any, tolerance: float
+    ) -> Measurement:
         from pytest_gpuperf.protocol import measure
 
         assert self.backend is not None
-        done = item.stash.setdefault(MEASUREMENTS_KEY, [])
-        label = item.nodeid if not done else f"{item.nodeid}#{len(done) + 1}"
-        with nvtx_range(label):
-            result = measure(
-                self.backend,
-                step,
-                self.settings,
-                test_id=label,
-                budget=item.stash.get(BUDGET_KEY, {}),
-                items=items,
-                trace_path=self.scratch() / f"{len(self.measurements)}.pt.trace.json.gz",
-            )
-        done.append(result)
-        self.measurements.append(result)
-        item.user_properties.extend(user_properties(result))
-        return result
+        self._traces += 1
+        trace_path = self.scratch() / f"{self._traces}.pt.trace.json.gz"
+        return measure(
+            self.backend,
+            step,
+            self.settings,
+            test_id=label,
+            budget=item.stash.get(BUDGET_KEY, {}),
+            items=items,
+            trace_path=trace_path,
+            baseline=baseline,
+            tolerance=tolerance,
+        )
+
+    def shown(self, path: Path) -> str:
+        """A path as the report shows it: relative to the rootdir where it lies inside."""
+        try:
+            return path.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return str(path)
+
+    def recorded(self, m: Measurement) -> bool:
+        """Whether this run staged ``m`` as a new baseline entry."""
+        from pytest_gpuperf.baseline import split_test_id
+
+        if self.baselines is None:
+            return False
+        module, test = split_test_id(m.test_id)
+        return self.baselines.staged.get(module, {}).get(test) is not None
+
+    def results(self) -> list[dict[str, Any]]:
+        """Every measurement of the session as report data, those of xdist workers included."""
+        from pytest_gpuperf import report
+
+        return [report.measurement_dict(m, self) for m in self.measurements] + self.remote
+
+    def problems(self, m: Measurement) -> list[str]:
+        """Why the baseline gate fails this measurement (budgets are judged apart)."""
+        from pytest_gpuperf.compare import NEW, NOT_COMPARED, REGRESSED, UNREADABLE
+
+        c = m.comparison
+        if c is None:
+            return []
+        if c.status == UNREADABLE:
+            return [f"baseline unreadable (the file is left as it is): {c.reason}"]
+        if c.status == REGRESSED and not self.settings.gpuperf_update_baselines:
+            return ["regressed against its baseline"]
+        strict = self.settings.gpuperf_strict_baselines and not self.settings.gpuperf_update_baselines
+        if strict and c.status in (NEW, NOT_COMPARED):
+            return [f"no baseline to compare with (--gpuperf-strict-baselines): {c.reason}"]
+        return []
+
+    def failing(self, m: Measurement) -> bool:
+        return bool(m.failed or self.problems(m))
 
     def trace_target(self, measurement: Measurement) -> Path:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", measurement.test_id).strip("_")
@@ -75,20 +179,40 @@ class GpuperfSession:
         shutil.copyfile(measurement.trace_path, target)
         self.saved_traces[id(measurement)] = str(target)
 
+    def finish(self, interrupted: bool) -> None:
+        """At the end of the session (the controller's, under xdist): list the entries of
+        tests that no longer exist, and write the staged baselines, once."""
+        if self.baselines is None and not self.collected:
+            return
+        store = self.store()
+        stale = store.stale(self.collected, self.narrowed)
+        update = self.settings.gpuperf_update_baselines
+        whole = not self.narrowed and not self.deselected and not interrupted
+        self.baseline_lines = store.flush(stale, remove_stale=update and whole)
+        if stale and not (update and whole):
+            listed = [f"{module}.py::{name}" for module, names in sorted(stale.items()) for name in names]
+            self.baseline_lines.append(
+                f"{len(listed)} entries for tests that no longer exist: {', '.join(listed)}; "
+                "an update run over whole modules (--gpuperf-update-baselines, without -k, -m or test ids) "
+                "removes them"
+            )
+
     def close(self) -> None:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def user_properties(m: Measurement) -> list[tuple[str, object]]:
+def user_properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
     """The measured metrics, as JUnit XML properties."""
     props: list[tuple[str, object]] = [
         ("gpuperf_backend", m.env.backend),
         ("gpuperf_device", m.env.device),
         ("gpuperf_p50_ms", round(m.p50.value, 6)),
         ("gpuperf_p99_ms", round(m.p99.value, 6)),
-        ("gpuperf_verdict", m.verdict),
+        ("gpuperf_verdict", "FAIL" if failing else m.verdict),
     ]
+    if m.comparison is not None:
+        props.append(("gpuperf_baseline", m.comparison.summary()))
     if m.rounds_info.peak_mem_mb is not None:
         props.append(("gpuperf_peak_mem_mb", round(m.rounds_info.peak_mem_mb, 3)))
     device = m.device

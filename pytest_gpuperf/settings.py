@@ -32,6 +32,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -78,13 +85,42 @@ OPTIONS = (
     Option("gpuperf_rounds", _positive_int, 10, "timed rounds (default 10)", "N"),
     Option("gpuperf_round_ms", _non_negative_float, 50.0, "minimum length of a timed round (default 50)", "MS"),
     Option("gpuperf_max_rounds", _positive_int, 30, "rounds at most, when a budget is too close to call (30)", "N"),
-    Option("gpuperf_profile_steps", _positive_int, 3, "steps in the profiled pass (default 3)", "N"),
+    Option(
+        "gpuperf_profile_steps",
+        _non_negative_int,
+        3,
+        "steps in the profiled pass (default 3; 0: no profiled pass, latency and memory only)",
+        "N",
+    ),
     Option(
         "gpuperf_flush_l2",
         _flag,
         False,
         "clear the GPU's L2 cache before each timed call (cold-cache timing, "
         "as triton's do_bench; off: the warm cache of a real loop)",
+    ),
+    Option(
+        "gpuperf_baselines_dir",
+        str,
+        "baselines",
+        "baseline folder, relative to the rootdir (default baselines); files are <dir>/<machine>/<module>.yaml",
+        "DIR",
+    ),
+    Option(
+        "gpuperf_update_baselines",
+        _flag,
+        False,
+        "record baselines of measured tests that are new or changed (unchanged entries stay as they are); "
+        "an update over whole modules also removes entries of tests that no longer exist",
+    ),
+    Option("gpuperf_strict_baselines", _flag, False, "fail a measured test that has no baseline to compare with"),
+    Option(
+        "gpuperf_tolerance",
+        _non_negative_float,
+        5.0,
+        "percent a metric may get worse than its baseline before it regresses (default 5); "
+        "per test: @pytest.mark.gpu_baseline(tolerance_pct=...)",
+        "PCT",
     ),
     Option("gpuperf_json", str, None, "write every measurement to this JSON file", "PATH"),
     Option(
@@ -112,6 +148,10 @@ class Settings:
     gpuperf_max_rounds: int
     gpuperf_profile_steps: int
     gpuperf_flush_l2: bool
+    gpuperf_baselines_dir: str
+    gpuperf_update_baselines: bool
+    gpuperf_strict_baselines: bool
+    gpuperf_tolerance: float
     gpuperf_json: str | None
     gpuperf_trace_dir: str
     gpuperf_save_traces: str

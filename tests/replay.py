@@ -21,15 +21,17 @@ class ReplayBackend:
         trace: Path | None = None,
         peak_mem_mb: float = 512.0,
         clock_mhz: float = 1980.0,
+        torch: str = "2.11.0+cu130",
     ) -> None:
         self._samples = itertools.cycle(list(samples_ms))
         self._trace = trace
         self._peak = peak_mem_mb
         self._clock = clock_mhz
+        self._torch = torch
         self.calls = 0
 
     def env(self) -> EnvInfo:
-        return EnvInfo(self.name, "NVIDIA H100 80GB HBM3", driver="580.159.04", cuda="13.0", torch="2.11.0+cu130")
+        return EnvInfo(self.name, "NVIDIA H100 80GB HBM3", driver="580.159.04", cuda="13.0", torch=self._torch)
 
     def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
         times = []
@@ -42,8 +44,8 @@ class ReplayBackend:
     def begin_rounds(self) -> None:
         pass
 
-    def end_round(self) -> None:
-        pass
+    def end_round(self) -> float | None:
+        return self._clock
 
     def end_rounds(self) -> RoundsInfo:
         return RoundsInfo(peak_mem_mb=self._peak, new_allocations=0, sm_clock_mhz=self._clock, sm_clock_max_mhz=1980.0)

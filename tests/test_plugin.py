@@ -152,7 +152,7 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
     # The table: one row per measured test.
     result.stdout.re_match_lines(
         [
-            r".*::test_meets\s+2\.0000\s+2\.1000\s+4\.7\s+16\.57\s+512\.0\s+overhead-bound\s+pass",
+            r".*::test_meets\s+2\.0000\s+2\.1000\s+4\.7\s+16\.57\s+512\.0\s+overhead-bound\s+new\s+pass",
             r".*::test_breaks .* FAIL",
             r"2 measured, 1 over budget",
         ]

@@ -58,9 +58,12 @@ class CudaBackend:
         self._segments_before = _segments_allocated()
         self._clock_samples = []
 
-    def end_round(self) -> None:
-        if self._clock is not None:
-            self._clock_samples.append(self._clock.current_mhz())
+    def end_round(self) -> float | None:
+        if self._clock is None:
+            return None
+        mhz = self._clock.current_mhz()
+        self._clock_samples.append(mhz)
+        return mhz
 
     def end_rounds(self) -> RoundsInfo:
         torch.cuda.synchronize()

@@ -1,0 +1,285 @@
+"""A measurement against its baseline: a verdict per metric, and one per test.
+
+Latency is compared on the per-round medians, so the noise a step shows from round
+to round sets how sure a verdict is: each side's median gets an order-statistic
+interval, and the ratio current/baseline the interval those two bound. A metric is
+
+- regressed: the whole ratio interval is worse than the tolerance allows;
+- improved: the whole interval is better by more than the tolerance;
+- same: the whole interval lies within the tolerance;
+- inconclusive: the interval straddles a tolerance boundary (too noisy to tell).
+
+Metrics from the single profiled pass have no interval; they are compared as
+points against a wider tolerance (the pass is perturbed by the profiler). Kernel
+and launch counts per step are compared exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pytest_gpuperf.model import Entry
+from pytest_gpuperf.stats import quantile_interval
+
+REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
+NEW, NOT_COMPARED, UNREADABLE = "new", "not compared", "unreadable baseline"
+
+# Each side's interval at sqrt(0.95): the ratio interval then covers with at least 95%.
+SIDE_CONFIDENCE = math.sqrt(0.95)
+# The profiled pass runs under the profiler, whose host overhead moves GPU-active % and the
+# dispatch ratio between runs of an unchanged step; they are gated only past this change.
+TRACE_TOLERANCE = 0.30
+CLOCK_STEADY = 1.01  # SM clocks within 1% of each other: no clock correction
+MAX_ROUNDS_ADVICE = 1000
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    metric: str
+    baseline: float
+    current: float
+    ratio: float  # current / baseline
+    low: float  # the ratio's interval; equal to ratio where the metric has none
+    high: float
+    outcome: str
+    note: str = ""
+
+    @property
+    def change_pct(self) -> float:
+        return (self.ratio - 1.0) * 100.0
+
+    def describe(self) -> str:
+        text = f"{self.metric} {self.baseline:.4g} -> {self.current:.4g} ({self.change_pct:+.1f}%"
+        if self.low != self.high:
+            text += f", 95% CI {(self.low - 1) * 100:+.1f}% to {(self.high - 1) * 100:+.1f}%"
+        text += f"): {self.outcome}"
+        return text + (f"; {self.note}" if self.note else "")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    status: str  # REGRESSED, IMPROVED, SAME, INCONCLUSIVE, NEW, NOT_COMPARED or UNREADABLE
+    tolerance_pct: float
+    changes: tuple[MetricChange, ...] = ()
+    reason: str = ""  # why a test is new or not compared
+    kernels_added: tuple[str, ...] = ()
+    kernels_removed: tuple[str, ...] = ()
+    first_attempt: str = ""  # a suspected regression measured again: what the first measurement read
+    baseline_file: str = ""
+
+    @property
+    def latency(self) -> MetricChange | None:
+        return next((c for c in self.changes if c.metric == "p50_ms"), None)
+
+    def summary(self) -> str:
+        """A short cell for the report's table."""
+        if self.status in (NEW, NOT_COMPARED, UNREADABLE):
+            return self.status
+        latency = self.latency
+        return f"{latency.change_pct:+.1f}% {self.status}" if latency else self.status
+
+
+def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
+    """``tolerance`` is a fraction: 0.05 lets a metric be 5% worse before it regresses."""
+    changes = [latency_change(baseline, current, tolerance)]
+    # p99 has no per-sample clock: under a drifting clock the tail is the slowest rounds',
+    # so each side is rescaled by the clock of its slowest round.
+    factors = clock_factors(baseline, current)
+    old_f, new_f = (_slowest(baseline, factors[0]), _slowest(current, factors[1])) if factors else (1.0, 1.0)
+    p99 = _interval_change(
+        "p99_ms",
+        baseline.p99_ms * old_f,
+        current.p99_ms * new_f,
+        (baseline.p99_ci_ms[0] * old_f, baseline.p99_ci_ms[1] * old_f),
+        (current.p99_ci_ms[0] * new_f, current.p99_ci_ms[1] * new_f),
+        tolerance,
+    )
+    changes.append(replace(p99, note="clock-corrected by each side's slowest round") if factors else p99)
+    if baseline.items_per_s and current.items_per_s:
+        p50 = changes[0]
+        changes.append(
+            MetricChange(
+                "items_per_s",
+                baseline.items_per_s,
+                current.items_per_s,
+                current.items_per_s / baseline.items_per_s,
+                1.0 / p50.high,
+                1.0 / p50.low,
+                p50.outcome,
+                "follows the p50 latency",
+            )
+        )
+    for metric, higher_is_better, allowed in (
+        ("peak_mem_mb", False, tolerance),
+        ("gpu_active_pct", True, max(tolerance, TRACE_TOLERANCE)),
+        ("dispatch_ratio", False, max(tolerance, TRACE_TOLERANCE)),
+    ):
+        old, new = getattr(baseline, metric), getattr(current, metric)
+        if old is not None and new is not None:
+            changes.append(_point_change(metric, old, new, allowed, higher_is_better))
+    for metric in ("kernels_per_step", "launches_per_step"):
+        old, new = getattr(baseline, metric), getattr(current, metric)
+        if old is not None and new is not None:
+            changes.append(_count_change(metric, old, new))
+    added = tuple(sorted(set(current.kernels) - set(baseline.kernels)))
+    removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
+    if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
+        changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
+    return Comparison(_overall(changes), tolerance * 100.0, tuple(changes), "", added, removed)
+
+
+def _slowest(entry: Entry, factors: list[float]) -> float:
+    slowest = max(range(len(factors)), key=lambda i: entry.round_medians_ms[i])
+    return factors[slowest]
+
+
+def _overall(changes: Sequence[MetricChange]) -> str:
+    outcomes = {c.outcome for c in changes}
+    for status in (REGRESSED, INCONCLUSIVE, IMPROVED):
+        if status in outcomes:
+            return status
+    return SAME
+
+
+def outcome(low: float, high: float, tolerance: float, higher_is_better: bool) -> str:
+    """The verdict for a ratio interval [low, high] of current / baseline."""
+    if higher_is_better:  # as a "how much worse" ratio, like latency
+        low, high = 1.0 / high if high else math.inf, 1.0 / low if low else math.inf
+    worse, better = 1.0 + tolerance, 1.0 / (1.0 + tolerance)
+    if low > worse:
+        return REGRESSED
+    if high < better:
+        return IMPROVED
+    if low >= better and high <= worse:
+        return SAME
+    return INCONCLUSIVE
+
+
+def _ratio(old: float, new: float) -> float:
+    if old > 0:
+        return new / old
+    return 1.0 if new == old else math.inf
+
+
+def _point_change(metric: str, old: float, new: float, tolerance: float, higher_is_better: bool) -> MetricChange:
+    ratio = _ratio(old, new)
+    note = f"one profiled pass: gated past {tolerance * 100:.0f}%" if metric != "peak_mem_mb" else ""
+    verdict = outcome(ratio, ratio, tolerance, higher_is_better)
+    # A point has no interval; "inconclusive" cannot arise, but keep the outcome honest if it did.
+    return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, note)
+
+
+def _count_change(metric: str, old: float, new: float) -> MetricChange:
+    ratio = _ratio(old, new)
+    verdict = SAME if math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-9) else REGRESSED if new > old else IMPROVED
+    return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, "compared exactly")
+
+
+def _kernel_mix_change(old: dict[str, float], new: dict[str, float]) -> MetricChange:
+    moved = sorted(name for name in old if not math.isclose(old[name], new[name], rel_tol=1e-9))
+    names = ", ".join(f"{n} {old[n]:g} -> {new[n]:g}" for n in moved[:3]) + (" ..." if len(moved) > 3 else "")
+    return MetricChange("kernel mix", len(old), len(new), 1.0, 1.0, 1.0, SAME, f"per-step counts moved: {names}")
+
+
+def _interval_change(
+    metric: str,
+    old: float,
+    new: float,
+    old_ci: tuple[float, float],
+    new_ci: tuple[float, float],
+    tolerance: float,
+) -> MetricChange:
+    low = new_ci[0] / old_ci[1] if old_ci[1] > 0 else math.inf
+    high = new_ci[1] / old_ci[0] if old_ci[0] > 0 else math.inf
+    ratio = _ratio(old, new)
+    verdict = outcome(low, high, tolerance, False)
+    return MetricChange(metric, old, new, ratio, min(low, ratio), max(high, ratio), verdict)
+
+
+def _relative_spread(values: Sequence[float]) -> float:
+    centre = statistics.median(values)
+    return statistics.median(abs(v - centre) for v in values) / centre if centre > 0 else 0.0
+
+
+def clock_factors(baseline: Entry, current: Entry) -> tuple[list[float], list[float], str] | None:
+    """Per-round factors (clock / reference clock) that rescale each side's round
+    medians to one SM clock, when the clock moved and time tracked it.
+
+    A compute-bound step slows as the card heats and its clock drops (a GEMM drifted 6%
+    between rounds of one process on the H100). Where the rounds' clocks differ and
+    rescaling each round's median by its clock leaves less spread than the raw medians,
+    the work scaled with the clock, and the rescaled medians are compared instead.
+    """
+    b_times, c_times = baseline.round_medians_ms, current.round_medians_ms
+    b_clocks, c_clocks = baseline.round_clock_mhz, current.round_clock_mhz
+    if len(b_clocks) != len(b_times) or len(c_clocks) != len(c_times) or not b_clocks or not c_clocks:
+        return None
+    clocks = [*b_clocks, *c_clocks]
+    if min(clocks) <= 0 or max(clocks) / min(clocks) <= CLOCK_STEADY:
+        return None
+    reference = max(clocks)
+    b_scaled = [t * c / reference for t, c in zip(b_times, b_clocks, strict=True)]
+    c_scaled = [t * c / reference for t, c in zip(c_times, c_clocks, strict=True)]
+    raw = _relative_spread(b_times) + _relative_spread(c_times)
+    scaled = _relative_spread(b_scaled) + _relative_spread(c_scaled)
+    if scaled >= raw:
+        return None
+    note = (
+        f"clock-corrected to {reference:.0f} MHz (SM clock {min(clocks):.0f}-{reference:.0f} MHz; "
+        f"round spread {raw * 100:.2f}% raw, {scaled * 100:.2f}% corrected)"
+    )
+    return [c / reference for c in b_clocks], [c / reference for c in c_clocks], note
+
+
+def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricChange:
+    before, after, note = list(baseline.round_medians_ms), list(current.round_medians_ms), ""
+    factors = clock_factors(baseline, current)
+    if factors is not None:
+        before = [t * f for t, f in zip(before, factors[0], strict=True)]
+        after = [t * f for t, f in zip(after, factors[1], strict=True)]
+        note = factors[2]
+    elif baseline.round_clock_mhz and current.round_clock_mhz:
+        old_clock = statistics.median(baseline.round_clock_mhz)
+        new_clock = statistics.median(current.round_clock_mhz)
+        if abs(new_clock - old_clock) > 0.02 * old_clock:
+            note = f"SM clock {old_clock:.0f} MHz in the baseline, {new_clock:.0f} MHz now"
+    old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
+    new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
+    ratio, low, high = new.value / old.value, new.low / old.high, new.high / old.low
+    verdict = outcome(low, high, tolerance, False)
+    if verdict == INCONCLUSIVE:
+        advice = rounds_to_decide(ratio, (old.low, old.high), (new.low, new.high), len(after), tolerance)
+        note = f"{note}; {advice}" if note else advice
+    return MetricChange("p50_ms", old.value, new.value, ratio, low, high, verdict, note)
+
+
+def rounds_to_decide(
+    ratio: float,
+    old: tuple[float, float],
+    new: tuple[float, float],
+    rounds: int,
+    tolerance: float,
+) -> str:
+    """How many rounds would make an inconclusive latency comparison decide.
+
+    In log space the ratio's half-width is the baseline's plus the current run's, and
+    the current run's shrinks as 1/sqrt(rounds). The interval must shrink until it
+    no longer reaches the nearest tolerance boundary from the point estimate."""
+    old_low, old_high = old
+    new_low, new_high = new
+    log_ratio = math.log(ratio)
+    boundary = min(abs(log_ratio - math.log(1.0 + tolerance)), abs(log_ratio + math.log(1.0 + tolerance)))
+    half_old = (math.log(old_high) - math.log(old_low)) / 2.0
+    half_new = (math.log(new_high) - math.log(new_low)) / 2.0
+    if boundary <= half_old or half_new <= 0:
+        return (
+            "the change lies within the baseline's own spread of the tolerance: more rounds now cannot decide it; "
+            "re-record the baseline with more rounds (--gpuperf-rounds)"
+        )
+    needed = math.ceil(rounds * (half_new / (boundary - half_old)) ** 2)
+    if needed > MAX_ROUNDS_ADVICE:
+        return f"too close to the {tolerance * 100:g}% tolerance to decide in a practical number of rounds"
+    return f"about {needed} rounds would decide it (--gpuperf-rounds {needed}; {rounds} were measured)"

@@ -1,0 +1,169 @@
+"""Verdicts against a baseline: regressed, improved, same, inconclusive; clocks; counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from pytest_gpuperf.compare import (
+    IMPROVED,
+    INCONCLUSIVE,
+    REGRESSED,
+    SAME,
+    SIDE_CONFIDENCE,
+    compare,
+    outcome,
+    rounds_to_decide,
+)
+from pytest_gpuperf.model import Entry
+from pytest_gpuperf.stats import quantile_interval
+
+# Round medians of a steady step, as a CUDA-graph decode step shows them (0.05% apart).
+STEADY = (1.1061, 1.1063, 1.1060, 1.1064, 1.1062, 1.1061, 1.1065, 1.1062, 1.1063, 1.1060)
+
+
+def entry(medians: tuple[float, ...] = STEADY, clocks: tuple[float, ...] = (), **metrics: object) -> Entry:
+    ordered = sorted(medians)
+    p99 = ordered[-1] * 1.02
+    base = Entry(
+        samples=100 * len(medians),
+        p50_ms=ordered[len(ordered) // 2],
+        p99_ms=p99,
+        p99_ci_ms=(p99 * 0.99, p99 * 1.01),
+        round_medians_ms=medians,
+        round_clock_mhz=clocks,
+    )
+    return replace(base, **metrics)  # type: ignore[arg-type]
+
+
+def scaled(medians: tuple[float, ...], factor: float) -> tuple[float, ...]:
+    return tuple(m * factor for m in medians)
+
+
+def test_the_same_step_again_is_same() -> None:
+    result = compare(entry(), entry(STEADY[::-1]), 0.05)
+    assert result.status == SAME
+    latency = result.latency
+    assert latency is not None and latency.ratio == 1.0
+    assert latency.low < 1.0 < latency.high
+
+
+def test_a_two_percent_slower_steady_step_regresses_under_a_one_percent_tolerance() -> None:
+    result = compare(entry(), entry(scaled(STEADY, 1.02)), 0.01)
+    assert result.status == REGRESSED
+    latency = result.latency
+    assert latency is not None and 1.01 < latency.low <= 1.02 <= latency.high < 1.03
+    # ... and is within the default 5% tolerance: same.
+    assert compare(entry(), entry(scaled(STEADY, 1.02)), 0.05).status == SAME
+
+
+def test_a_faster_step_is_improved() -> None:
+    assert compare(entry(), entry(scaled(STEADY, 0.8)), 0.05).status == IMPROVED
+
+
+def test_noisy_rounds_are_inconclusive_and_say_how_many_rounds_would_decide() -> None:
+    # An eager, host-bound step: rounds 12% apart now, against a quieter baseline.
+    noisy = (10.0, 11.2, 9.6, 10.8, 10.1, 11.5, 9.9, 10.4, 11.0, 10.2)
+    quiet = scaled(STEADY, 10.3 / 1.1062)
+    result = compare(entry(quiet, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 0.05)
+    assert result.status == INCONCLUSIVE
+    latency = result.latency
+    assert latency is not None and latency.low < 1.05 < latency.high
+    assert "rounds would decide it" in latency.note
+    # A baseline as noisy as the change: more rounds now cannot help.
+    result = compare(entry(noisy, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 0.05)
+    assert result.status == INCONCLUSIVE
+    latency = result.latency
+    assert latency is not None and "re-record the baseline with more rounds" in latency.note
+
+
+def test_rounds_to_decide_follows_the_square_root_law() -> None:
+    # Baseline interval +-1% (log), current +-4% at 10 rounds, point 1.20 with 5% tolerance:
+    # the distance to the boundary is log(1.2/1.05); the current half-width must fall to that less 1%.
+    old, new = (math.exp(-0.01), math.exp(0.01)), (1.2 * math.exp(-0.04), 1.2 * math.exp(0.04))
+    advice = rounds_to_decide(1.2, old, new, 10, 0.05)
+    boundary = math.log(1.2 / 1.05)
+    expected = math.ceil(10 * (0.04 / (boundary - 0.01)) ** 2)
+    assert f"about {expected} rounds" in advice
+    # A baseline wider than the distance cannot be overcome by measuring more now.
+    wide = (math.exp(-0.2), math.exp(0.2))
+    assert "re-record the baseline with more rounds" in rounds_to_decide(1.2, wide, new, 10, 0.05)
+
+
+def test_outcome_boundaries_in_both_directions() -> None:
+    assert outcome(1.06, 1.08, 0.05, higher_is_better=False) == REGRESSED
+    assert outcome(1.04, 1.08, 0.05, higher_is_better=False) == INCONCLUSIVE
+    assert outcome(0.97, 1.04, 0.05, higher_is_better=False) == SAME
+    assert outcome(0.90, 0.94, 0.05, higher_is_better=False) == IMPROVED
+    # Throughput: higher is better, so a drop is the regression.
+    assert outcome(0.90, 0.94, 0.05, higher_is_better=True) == REGRESSED
+    assert outcome(1.06, 1.08, 0.05, higher_is_better=True) == IMPROVED
+
+
+def test_the_ratio_interval_is_built_from_each_sides_order_statistic_interval() -> None:
+    current = scaled(STEADY, 1.1)
+    result = compare(entry(), entry(current), 0.05)
+    old = quantile_interval(STEADY, 0.5, SIDE_CONFIDENCE)
+    new = quantile_interval(current, 0.5, SIDE_CONFIDENCE)
+    latency = result.latency
+    assert latency is not None
+    assert math.isclose(latency.low, new.low / old.high) and math.isclose(latency.high, new.high / old.low)
+
+
+# A GEMM whose time follows the SM clock: the card heats and the clock falls from round to round.
+CLOCKS_COOL = (1980.0,) * 10
+CLOCKS_HOT = (1980.0, 1950.0, 1920.0, 1890.0, 1860.0, 1830.0, 1800.0, 1780.0, 1760.0, 1750.0)
+GEMM_CYCLES = 0.1780 * 1980.0  # ms x MHz: constant for work that scales with the clock
+
+
+def test_a_clock_drop_is_not_taken_for_a_regression_when_time_tracks_the_clock() -> None:
+    baseline = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_COOL), CLOCKS_COOL)
+    hot = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_HOT), CLOCKS_HOT)
+    raw = compare(replace(baseline, round_clock_mhz=()), replace(hot, round_clock_mhz=()), 0.05)
+    assert raw.status != SAME  # without the clocks, the warm card reads 6-9% slower
+    result = compare(baseline, hot, 0.05)
+    assert result.status == SAME
+    latency = result.latency
+    assert latency is not None and "clock-corrected" in latency.note
+
+
+def test_a_real_slowdown_on_a_hot_card_is_still_caught() -> None:
+    baseline = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_COOL), CLOCKS_COOL)
+    slower = entry(tuple(1.05 * GEMM_CYCLES / c for c in CLOCKS_HOT), CLOCKS_HOT)
+    assert compare(baseline, slower, 0.02).status == REGRESSED
+
+
+def test_time_that_does_not_follow_the_clock_is_not_rescaled() -> None:
+    # A memory-bound step: the SM clock moves, the time does not.
+    result = compare(entry(STEADY, CLOCKS_COOL), entry(STEADY, CLOCKS_HOT), 0.05)
+    assert result.status == SAME
+    latency = result.latency
+    assert latency is not None and "clock-corrected" not in latency.note
+
+
+def test_kernel_counts_are_compared_exactly_and_name_the_kernels() -> None:
+    before = entry(kernels_per_step=3.0, launches_per_step=3.0, kernels={"gemm": 1.0, "add": 2.0})
+    after = entry(kernels_per_step=4.0, launches_per_step=4.0, kernels={"gemm": 1.0, "add": 2.0, "mul": 1.0})
+    result = compare(before, after, 0.05)
+    assert result.status == REGRESSED
+    assert result.kernels_added == ("mul",) and result.kernels_removed == ()
+    outcomes = {c.metric: c.outcome for c in result.changes}
+    assert outcomes["kernels_per_step"] == REGRESSED and outcomes["p50_ms"] == SAME
+    assert compare(after, before, 0.05).kernels_removed == ("mul",)
+    assert compare(after, before, 0.05).status == IMPROVED
+
+
+def test_profiled_pass_metrics_are_gated_only_past_the_trace_tolerance() -> None:
+    before = entry(gpu_active_pct=80.0, dispatch_ratio=0.35)
+    assert compare(before, entry(gpu_active_pct=64.0, dispatch_ratio=0.40), 0.05).status == SAME
+    result = compare(before, entry(gpu_active_pct=50.0, dispatch_ratio=0.35), 0.05)
+    assert result.status == REGRESSED
+    assert {c.metric: c.outcome for c in result.changes}["gpu_active_pct"] == REGRESSED
+
+
+def test_peak_memory_and_throughput_directions() -> None:
+    before = entry(peak_mem_mb=400.0, items_per_s=900.0)
+    grew = compare(before, entry(peak_mem_mb=500.0, items_per_s=900.0), 0.05)
+    assert {c.metric: c.outcome for c in grew.changes}["peak_mem_mb"] == REGRESSED
+    slower = compare(before, entry(scaled(STEADY, 1.2), items_per_s=750.0), 0.05)
+    assert {c.metric: c.outcome for c in slower.changes}["items_per_s"] == REGRESSED
