@@ -46,7 +46,9 @@ class Machine:
 
     @classmethod
     def of(cls, env: EnvInfo) -> Machine:
-        return cls(env.device, env.driver, env.cuda, env.torch)
+        # Plain str: torch.__version__ is a str subclass that the safe YAML dumper refuses.
+        text = [None if v is None else str(v) for v in (env.driver, env.cuda, env.torch)]
+        return cls(str(env.device), *text)
 
     def differences(self, other: Machine) -> list[str]:
         """How ``other`` (this run) differs from this (the baseline), in words."""

@@ -32,6 +32,10 @@ SIDE_CONFIDENCE = math.sqrt(0.95)
 # The profiled pass runs under the profiler, whose host overhead moves GPU-active % and the
 # dispatch ratio between runs of an unchanged step; they are gated only past this change.
 TRACE_TOLERANCE = 0.30
+# p99 is reported against the baseline, not gated: between fresh processes on the H100 an
+# unchanged eager decode step's p99 moved up to 2.7x and a GEMM's 0.88-1.10x while their
+# medians held (benchmarks/results/gating-h100.json). Tails are held by p99_ms budgets.
+P99_NOTE = "reported, not gated (tails move between processes; a p99_ms budget bounds them)"
 CLOCK_STEADY = 1.01  # SM clocks within 1% of each other: no clock correction
 MAX_ROUNDS_ADVICE = 1000
 
@@ -46,6 +50,7 @@ class MetricChange:
     high: float
     outcome: str
     note: str = ""
+    gated: bool = True  # False: reported, but never decides the test's verdict
 
     @property
     def change_pct(self) -> float:
@@ -97,7 +102,7 @@ def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
         (current.p99_ci_ms[0] * new_f, current.p99_ci_ms[1] * new_f),
         tolerance,
     )
-    changes.append(replace(p99, note="clock-corrected by each side's slowest round") if factors else p99)
+    changes.append(replace(p99, note=P99_NOTE + ("; clock-corrected by each side's slowest round" if factors else "")))
     if baseline.items_per_s and current.items_per_s:
         p50 = changes[0]
         changes.append(
@@ -137,7 +142,7 @@ def _slowest(entry: Entry, factors: list[float]) -> float:
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:
-    outcomes = {c.outcome for c in changes}
+    outcomes = {c.outcome for c in changes if c.gated}
     for status in (REGRESSED, INCONCLUSIVE, IMPROVED):
         if status in outcomes:
             return status
@@ -196,7 +201,7 @@ def _interval_change(
     high = new_ci[1] / old_ci[0] if old_ci[0] > 0 else math.inf
     ratio = _ratio(old, new)
     verdict = outcome(low, high, tolerance, False)
-    return MetricChange(metric, old, new, ratio, min(low, ratio), max(high, ratio), verdict)
+    return MetricChange(metric, old, new, ratio, min(low, ratio), max(high, ratio), verdict, gated=False)
 
 
 def _relative_spread(values: Sequence[float]) -> float:

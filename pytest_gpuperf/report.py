@@ -179,7 +179,7 @@ def baseline_text(m: Measurement, session: GpuperfSession) -> list[str]:
     if c.status != "regressed":
         return [f"  {p}" for p in problems]
     lines = [f"  regressed against its baseline {c.baseline_file} (tolerance {c.tolerance_pct:g}%):"]
-    lines += [f"    {change.describe()}" for change in c.changes if change.outcome != "same"]
+    lines += [f"    {change.describe()}" for change in c.changes if change.gated and change.outcome != "same"]
     if c.kernels_added:
         lines.append(f"    kernels that appeared: {', '.join(c.kernels_added)}")
     if c.kernels_removed:

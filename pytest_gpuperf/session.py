@@ -98,7 +98,7 @@ class GpuperfSession:
         if update and found.error is None and comparison.status != SAME:
             store.stage(module, test, result.entry)
         if comparison.status == INCONCLUSIVE and not update:
-            unsure = [c.describe() for c in comparison.changes if c.outcome == INCONCLUSIVE]
+            unsure = [c.describe() for c in comparison.changes if c.gated and c.outcome == INCONCLUSIVE]
             item.warn(GpuperfWarning(f"{label}: inconclusive against its baseline: {'; '.join(unsure)}"))
         done.append(result)
         self.measurements.append(result)

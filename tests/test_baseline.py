@@ -184,3 +184,11 @@ def test_a_file_from_another_setup_is_re_recorded_and_says_what_it_drops(tmp_pat
     assert "dropping 1 entries not measured in this run: test_b" in lines[0]
     loaded = read(new.path("tests/test_m"))
     assert loaded is not None and loaded.machine == H100 and list(loaded.entries) == ["test_a"]
+
+
+def test_versions_that_are_str_subclasses_are_written_as_plain_strings() -> None:
+    class TorchVersion(str):  # as torch.__version__
+        pass
+
+    machine = Machine.of(EnvInfo("cuda-events", "NVIDIA H100 80GB HBM3", torch=TorchVersion("2.11.0+cu130")))
+    assert "torch: 2.11.0+cu130" in render(machine, {"test_a": ENTRY})

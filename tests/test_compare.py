@@ -167,3 +167,10 @@ def test_peak_memory_and_throughput_directions() -> None:
     assert {c.metric: c.outcome for c in grew.changes}["peak_mem_mb"] == REGRESSED
     slower = compare(before, entry(scaled(STEADY, 1.2), items_per_s=750.0), 0.05)
     assert {c.metric: c.outcome for c in slower.changes}["items_per_s"] == REGRESSED
+
+
+def test_p99_is_reported_but_never_decides_the_verdict() -> None:
+    tail = compare(entry(), entry(p99_ci_ms=(2.0, 2.2), p99_ms=2.1), 0.05)
+    p99 = next(c for c in tail.changes if c.metric == "p99_ms")
+    assert p99.outcome == REGRESSED and not p99.gated and "not gated" in p99.note
+    assert tail.status == SAME

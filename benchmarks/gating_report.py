@@ -1,0 +1,120 @@
+"""Verdict rates from benchmarks/gating.py's results, per workload and injected delay.
+
+Three gates judge the same processes against the same baseline process:
+
+- gpuperf: the verdict the plugin gave in that process (per-round medians, the
+  workload's stated tolerance, a suspected regression measured again);
+- fixed 10%: gpuperf's p50 more than 10% above the baseline's (one run each);
+- pytest-benchmark ``--benchmark-compare-fail=mean:10%``: its mean more than 10% above
+  the baseline process's mean, as users run it (plain) and with a synchronize inside
+  the timed function (synced).
+
+Delay 0 rows are A/A runs: every alarm there is false. Other rows count detections.
+
+    python benchmarks/gating_report.py benchmarks/results/gating-h100.json --plot docs/img/gating.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+FIXED = 1.10
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    base = results["baseline"]
+    out = []
+    workloads = list(base["gpuperf"])
+    delays = sorted({p["delay_pct"] for p in results["processes"]})
+    for workload in workloads:
+        base_p50 = base["gpuperf"][workload]["p50_ms"]
+        for delay in delays:
+            runs = [p for p in results["processes"] if p["delay_pct"] == delay]
+            if not runs:
+                continue
+            g = [p["gpuperf"][workload] for p in runs]
+            shift = statistics.median(x["p50_ms"] / base_p50 for x in g)
+            row = {
+                "workload": workload,
+                "delay_pct": delay,
+                "n": len(runs),
+                "shift": shift,
+                "gpuperf_regressed": sum(x["status"] == "regressed" for x in g),
+                "gpuperf_inconclusive": sum(x["status"] == "inconclusive" for x in g),
+                "gpuperf_improved": sum(x["status"] == "improved" for x in g),
+                "fixed10": sum(x["p50_ms"] > FIXED * base_p50 for x in g),
+            }
+            for kind in ("plain", "synced"):
+                base_mean = base["pytest_benchmark"][kind][workload]["mean"]
+                means = [p["pytest_benchmark"][kind][workload]["mean"] for p in runs]
+                row[f"pb_{kind}"] = sum(m > FIXED * base_mean for m in means)
+            out.append(row)
+    return out
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    lines = [
+        "| workload | injected delay | runs | measured p50 shift | gpuperf regressed | gpuperf inconclusive "
+        "| fixed 10% | pytest-benchmark plain | pytest-benchmark synced |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        delay = "A/A" if r["delay_pct"] == 0 else f"{r['delay_pct']:g}%"
+        n = r["n"]
+        lines.append(
+            f"| {r['workload']} | {delay} | {n} | {(r['shift'] - 1) * 100:+.1f}% | {r['gpuperf_regressed']}/{n} "
+            f"| {r['gpuperf_inconclusive']}/{n} | {r['fixed10']}/{n} | {r['pb_plain']}/{n} | {r['pb_synced']}/{n} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in table))
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4 * len(workloads), 3.4), sharey=True)
+    for ax, workload in zip(axes, workloads, strict=True):
+        mine = [r for r in table if r["workload"] == workload]
+        labels = ["A/A" if r["delay_pct"] == 0 else f"{r['delay_pct']:g}%" for r in mine]
+        x = range(len(mine))
+        width = 0.2
+        for offset, (key, name) in enumerate(
+            [
+                ("gpuperf_regressed", "gpuperf"),
+                ("fixed10", "fixed 10%"),
+                ("pb_plain", "pytest-benchmark"),
+                ("pb_synced", "pytest-benchmark synced"),
+            ]
+        ):
+            ax.bar([i + (offset - 1.5) * width for i in x], [r[key] / r["n"] for r in mine], width, label=name)
+        ax.set_xticks(list(x), labels)
+        ax.set_title(workload)
+        ax.set_xlabel("injected GPU delay")
+    axes[0].set_ylabel("share of runs flagged")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Regression alarms per gate (A/A: every alarm is false)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    table = rows(json.loads(args.results.read_text()))
+    print(markdown(table))
+    if args.plot:
+        plot(table, args.plot)
+
+
+if __name__ == "__main__":
+    main()
