@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from examples.tiny_llama import Decoder, build, capture_cuda_graph
+from examples.tiny_llama import Decoder, build
 from pytest_gpuperf.cuda.backend import CudaBackend
+from pytest_gpuperf.cuda.graphs import CudaGraphStep
 
 STEPS = 2
 
@@ -68,7 +69,7 @@ def main() -> None:
 
     graph_decoder = Decoder(model, batch=1)
     graph_decoder.prefill(prompt)
-    record(out, "decode_graph", capture_cuda_graph(graph_decoder.decode_step).replay)
+    record(out, "decode_graph", CudaGraphStep(graph_decoder.decode_step))
 
     long_prompt = torch.randint(0, model.cfg.vocab, (16, 1024), device="cuda")
     prefill_decoder = Decoder(model, batch=16)

@@ -29,23 +29,17 @@ def build(name: str) -> Callable[[], Any]:
         dst = torch.empty_like(src)
         return lambda: dst.copy_(src)
     if name in ("graph_decode", "eager_decode"):
-        from examples.tiny_llama import Decoder, capture_cuda_graph
+        from examples.tiny_llama import Decoder
         from examples.tiny_llama import build as build_model
+        from pytest_gpuperf.cuda.graphs import CudaGraphStep
 
         model = build_model()
         decoder = Decoder(model, batch=1)
         decoder.prefill(torch.randint(0, model.cfg.vocab, (1, 128), device="cuda"))
         if name == "eager_decode":
             return decoder.decode_step
-        graph = capture_cuda_graph(decoder.decode_step)
-
-        def replay() -> torch.Tensor:
-            # Holding the decoder keeps the weights and cache the graph reads alive: the
-            # graph itself does not, and freed memory reused elsewhere corrupts replays.
-            graph.replay()
-            return decoder.token
-
-        return replay
+        # CudaGraphStep holds the step, so the weights and cache the graph reads stay alive.
+        return CudaGraphStep(decoder.decode_step)
     raise ValueError(f"unknown workload {name!r}; one of {', '.join(WORKLOADS)}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from examples.tiny_llama import Config, Decoder, TinyLlama, build
+from examples.tiny_llama import Config, Decoder, PagedDecoder, TinyLlama, build
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -19,7 +19,7 @@ DTYPE = torch.bfloat16 if ON_GPU else torch.float32
 PROMPT_TOKENS = 128 if ON_GPU else 32
 PREFILL_BATCH, PREFILL_TOKENS = (16, 1024) if ON_GPU else (2, 64)
 
-needs_cuda = pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a CUDA device; none is present")
+PAGE_TOKENS = 16
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +31,24 @@ def model() -> TinyLlama:
 def decoder(model: TinyLlama) -> Decoder:
     """A batch-1 decoder that has read a prompt and is ready to generate."""
     decoder = Decoder(model, batch=1)
+    torch.manual_seed(1)
+    decoder.prefill(torch.randint(0, CONFIG.vocab, (1, PROMPT_TOKENS), device=DEVICE))
+    return decoder
+
+
+@pytest.fixture
+def paged_decoder(model: TinyLlama, kv_pool) -> PagedDecoder:
+    """The same decoder on a paged KV pool (pytest-gpuperf's kv_pool): prompt read, ready to generate."""
+    pool = kv_pool(
+        num_blocks=CONFIG.max_seq // PAGE_TOKENS,
+        num_layers=CONFIG.layers,
+        num_kv_heads=CONFIG.kv_heads,
+        block_size=PAGE_TOKENS,
+        head_dim=CONFIG.head_dim,
+        dtype=DTYPE,
+        device=DEVICE,
+    )
+    decoder = PagedDecoder(model, pool, max_tokens=CONFIG.max_seq)
+    torch.manual_seed(1)
     decoder.prefill(torch.randint(0, CONFIG.vocab, (1, PROMPT_TOKENS), device=DEVICE))
     return decoder

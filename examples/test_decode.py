@@ -1,11 +1,12 @@
 """The profiling workflow as tests, on a small Llama-style decoder.
 
-1. Eager batch-1 decode: the GPU idles while Python launches ~500 small kernels a
+1. Eager batch-1 decode: the GPU idles while Python launches ~1500 small kernels a
    step; gpuperf classifies it overhead-bound and says to capture a CUDA graph.
-2. The same step captured as a CUDA graph: one launch per step; it meets a
-   budget several times tighter.
-3. Prefill of 16 x 1024 tokens: large matrix products; classified compute-bound
-   by the roofline.
+2. The same step captured with the cuda_graph fixture: one launch per step; it meets
+   a budget many times tighter.
+3. Paged decode on the kv_pool fixture: the KV cache in preallocated blocks, as a
+   serving engine keeps it; still eager, and allocating no device memory per step.
+4. Prefill of 16 x 1024 tokens: large matrix products; classified compute-bound.
 
 Run: pytest --gpuperf examples/  (without --gpuperf each body runs once, as a test)
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from examples.conftest import CONFIG, DEVICE, PREFILL_BATCH, PREFILL_TOKENS, needs_cuda
-from examples.tiny_llama import Decoder, TinyLlama, capture_cuda_graph
+from examples.conftest import CONFIG, DEVICE, PREFILL_BATCH, PREFILL_TOKENS
+from examples.tiny_llama import Decoder, PagedDecoder, TinyLlama
 
 
 @pytest.mark.gpu_budget(p99_ms=60, peak_mem_mb=4096)
@@ -25,12 +26,20 @@ def test_decode_eager(gpu_profiler, decoder: Decoder) -> None:
     assert token.shape == (1, 1)
 
 
-@needs_cuda
 @pytest.mark.gpu_budget(p99_ms=3, gpu_active_pct_min=50, dispatch_ratio_max=2, peak_mem_mb=4096)
-def test_decode_cuda_graph(gpu_profiler, decoder: Decoder) -> None:
-    graph = capture_cuda_graph(decoder.decode_step)
-    gpu_profiler(graph.replay, items=1)
-    assert 0 <= int(decoder.token.item()) < CONFIG.vocab
+def test_decode_cuda_graph(gpu_profiler, cuda_graph, decoder: Decoder) -> None:
+    step = cuda_graph(decoder.decode_step)
+    token = gpu_profiler(step, items=1)
+    assert 0 <= int(token.item()) < CONFIG.vocab
+
+
+@pytest.mark.gpu_budget(p99_ms=60, peak_mem_mb=4096)
+def test_decode_paged(gpu_profiler, paged_decoder: PagedDecoder, decoder: Decoder) -> None:
+    # The paged cache decodes the same tokens as the static one.
+    assert [int(paged_decoder.decode_step()) for _ in range(4)] == [int(decoder.decode_step()) for _ in range(4)]
+    gpu_profiler(paged_decoder.decode_step, items=1)
+    stats = paged_decoder.pool.stats()
+    assert stats.blocks_used <= stats.blocks_total
 
 
 @pytest.mark.gpu_budget(p99_ms=200, peak_mem_mb=16384)

@@ -9,8 +9,8 @@ fixed shapes and can be captured as a CUDA graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -57,22 +57,49 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return rotated.to(x.dtype)
 
 
+class KVCache(Protocol):
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """Store this step's keys and values of ``layer`` and attend ``q`` over the sequence so far."""
+        ...
+
+
+class StaticCache:
+    """One static K and V tensor per layer ([batch, kv_heads, max_seq, head_dim]), written at
+    device-side positions: fixed shapes, so a step on it captures as a CUDA graph."""
+
+    def __init__(self, cfg: Config, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        shape = (batch, cfg.kv_heads, cfg.max_seq, cfg.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.layers)]
+        self.cfg = cfg
+
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        cache_k, cache_v = self.k[layer], self.v[layer]
+        cache_k.index_copy_(2, positions, k)
+        cache_v.index_copy_(2, positions, v)
+        # Attend over the whole static cache; positions after the query's are masked.
+        visible = torch.arange(self.cfg.max_seq, device=q.device)[None, :] <= positions[:, None]
+        group = self.cfg.heads // self.cfg.kv_heads
+        keys = cache_k.repeat_interleave(group, dim=1)
+        values = cache_v.repeat_interleave(group, dim=1)
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=visible[None, None])
+
+
 class Attention(nn.Module):
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, layer: int) -> None:
         super().__init__()
         self.cfg = cfg
+        self.layer = layer
         self.q = nn.Linear(cfg.dim, cfg.heads * cfg.head_dim, bias=False)
         self.kv = nn.Linear(cfg.dim, 2 * cfg.kv_heads * cfg.head_dim, bias=False)
         self.o = nn.Linear(cfg.heads * cfg.head_dim, cfg.dim, bias=False)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        positions: torch.Tensor,
-        cache_k: torch.Tensor,
-        cache_v: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache, cos: torch.Tensor, sin: torch.Tensor
     ) -> torch.Tensor:
         cfg = self.cfg
         batch, seq, _ = x.shape
@@ -80,15 +107,7 @@ class Attention(nn.Module):
         k, v = self.kv(x).view(batch, seq, 2, cfg.kv_heads, cfg.head_dim).unbind(2)
         k, v = k.transpose(1, 2), v.transpose(1, 2)
         q, k = apply_rope(q, cos[positions], sin[positions]), apply_rope(k, cos[positions], sin[positions])
-        # Write this step's keys and values at their positions (device indices: graph-safe).
-        cache_k.index_copy_(2, positions, k)
-        cache_v.index_copy_(2, positions, v)
-        # Attend over the whole static cache; positions after the query's are masked.
-        visible = torch.arange(cfg.max_seq, device=x.device)[None, :] <= positions[:, None]
-        group = cfg.heads // cfg.kv_heads
-        keys = cache_k.repeat_interleave(group, dim=1)
-        values = cache_v.repeat_interleave(group, dim=1)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible[None, None])
+        out = cache.attend(self.layer, q, k, v, positions)
         return self.o(out.transpose(1, 2).reshape(batch, seq, cfg.dim))
 
 
@@ -104,23 +123,17 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, layer: int) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(cfg.dim)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, layer)
         self.mlp_norm = RMSNorm(cfg.dim)
         self.mlp = MLP(cfg)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        positions: torch.Tensor,
-        cache_k: torch.Tensor,
-        cache_v: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache, cos: torch.Tensor, sin: torch.Tensor
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), positions, cache_k, cache_v, cos, sin)
+        x = x + self.attn(self.attn_norm(x), positions, cache, cos, sin)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -129,30 +142,25 @@ class TinyLlama(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab, cfg.dim)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.layers))
         self.norm = RMSNorm(cfg.dim)
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab, bias=False)
         for p in self.parameters():
             if p.dim() == 2:
                 nn.init.normal_(p, std=1.0 / math.sqrt(p.shape[1]))
 
-    def new_cache(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        cfg, ref = self.cfg, self.lm_head.weight
-        shape = (batch, cfg.kv_heads, cfg.max_seq, cfg.head_dim)
-        ks = [torch.zeros(shape, dtype=ref.dtype, device=ref.device) for _ in range(cfg.layers)]
-        vs = [torch.zeros(shape, dtype=ref.dtype, device=ref.device) for _ in range(cfg.layers)]
-        return ks, vs
+    def new_cache(self, batch: int) -> StaticCache:
+        ref = self.lm_head.weight
+        return StaticCache(self.cfg, batch, ref.dtype, ref.device)
 
-    def forward(
-        self, tokens: torch.Tensor, positions: torch.Tensor, cache: tuple[list[torch.Tensor], list[torch.Tensor]]
-    ) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Logits of the last position. tokens: [batch, seq]; positions: [seq]."""
         if not hasattr(self, "_rope") or self._rope[0].device != tokens.device:
             self._rope = rope_tables(self.cfg, tokens.device)
         cos, sin = self._rope
         x = self.embed(tokens)
-        for block, cache_k, cache_v in zip(self.blocks, cache[0], cache[1], strict=True):
-            x = block(x, positions, cache_k, cache_v, cos, sin)
+        for block in self.blocks:
+            x = block(x, positions, cache, cos, sin)
         return self.lm_head(self.norm(x[:, -1:, :])).squeeze(1)
 
 
@@ -191,16 +199,58 @@ def build(
     return TinyLlama(cfg or Config()).to(device=device, dtype=dtype).eval()
 
 
-def capture_cuda_graph(step: Callable[[], object], warmup_calls: int = 3) -> torch.cuda.CUDAGraph:
-    """Capture ``step`` as a CUDA graph after warming it up on a side stream (as capture
-    requires); ``graph.replay()`` then reruns it on the buffers it captured."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup_calls):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    return graph
+class PagedCache:
+    """Keys and values in a paged block pool (pytest_gpuperf's kv_pool), batch 1: each step
+    takes slots for its tokens, writes every layer's keys and values there, and attends over
+    the blocks gathered from the sequence's block table."""
+
+    def __init__(self, cfg: Config, pool: Any) -> None:
+        self.cfg, self.pool = cfg, pool
+        self.seq = pool.sequence()
+        self.start = 0
+
+    def begin(self, tokens: int) -> torch.Tensor:
+        """Reserve slots for a step's tokens; their positions (on the device)."""
+        self.start = self.pool.extend(self.seq, tokens)
+        device = self.pool.k.device
+        return torch.arange(self.start, self.start + tokens, device=device)
+
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        self.pool.write(self.seq, layer, self.start, k[0].transpose(0, 1), v[0].transpose(0, 1))
+        keys, values = self.pool.gather(self.seq, layer)  # [length, kv_heads, head_dim]
+        group = self.cfg.heads // self.cfg.kv_heads
+        keys = keys.transpose(0, 1)[None].repeat_interleave(group, dim=1)
+        values = values.transpose(0, 1)[None].repeat_interleave(group, dim=1)
+        # A prefill attends causally; a one-token step sees everything stored.
+        return F.scaled_dot_product_attention(q, keys, values, is_causal=q.shape[2] > 1)
+
+
+class PagedDecoder:
+    """Batch-1 prefill and eager decode on a paged KV pool. The sequence cycles between
+    the prompt and ``max_tokens`` (blocks past the prompt go back to the pool), so a
+    decode loop of any length runs in a fixed amount of pool memory."""
+
+    def __init__(self, model: TinyLlama, pool: Any, max_tokens: int) -> None:
+        self.model, self.pool, self.max_tokens = model, pool, max_tokens
+        self.cache = PagedCache(model.cfg, pool)
+        self.prompt = 0
+        self.token = torch.zeros(1, 1, dtype=torch.long, device=model.lm_head.weight.device)
+
+    @torch.no_grad()
+    def prefill(self, prompt: torch.Tensor) -> torch.Tensor:
+        positions = self.cache.begin(prompt.shape[1])
+        logits = self.model(prompt, positions, self.cache)
+        self.prompt = prompt.shape[1]
+        self.token.copy_(logits.argmax(-1, keepdim=True))
+        return logits
+
+    @torch.no_grad()
+    def decode_step(self) -> torch.Tensor:
+        if self.cache.seq.length >= self.max_tokens:
+            self.pool.truncate(self.cache.seq, self.prompt)
+        positions = self.cache.begin(1)
+        logits = self.model(self.token, positions, self.cache)
+        self.token.copy_(logits.argmax(-1, keepdim=True))
+        return self.token

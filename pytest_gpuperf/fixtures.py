@@ -1,4 +1,4 @@
-"""The gpu_profiler fixture."""
+"""The fixtures: gpu_profiler, cuda_graph and kv_pool (the last two import torch when used)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,32 @@ class GpuProfiler:
 def gpu_profiler(request: pytest.FixtureRequest) -> GpuProfiler:
     """Measure a step: ``gpu_profiler(step, *args, items=None, **kwargs)``."""
     return GpuProfiler(request.node, request.config.stash.get(SESSION_KEY, None))
+
+
+@pytest.fixture
+def cuda_graph() -> Callable[..., Any]:
+    """Capture a step as a CUDA graph: ``g = cuda_graph(step, *example_inputs, batch_sizes=None)``;
+    ``g(*inputs)`` copies the inputs into static buffers, replays and returns the static outputs.
+    Skips the test where torch sees no CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(f"cuda_graph needs a CUDA device; torch {torch.__version__} sees none")
+    from pytest_gpuperf.cuda.graphs import CudaGraphStep
+
+    def capture(step: Callable[..., Any], *example_inputs: Any, **options: Any) -> CudaGraphStep:
+        return CudaGraphStep(step, *example_inputs, **options)
+
+    return capture
+
+
+@pytest.fixture
+def kv_pool() -> Callable[..., Any]:
+    """Make a preallocated paged KV-cache pool: ``kv_pool(num_blocks=, num_layers=, num_kv_heads=,
+    block_size=, head_dim=, dtype=, device=)`` (CPU or CUDA)."""
+    from pytest_gpuperf.cuda.kv_pool import KVPool
+
+    def make(**options: Any) -> KVPool:
+        return KVPool(**options)
+
+    return make

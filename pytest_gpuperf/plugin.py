@@ -15,7 +15,7 @@ import pytest
 
 from pytest_gpuperf import hooks
 from pytest_gpuperf.budget import BudgetError, parse_budget
-from pytest_gpuperf.fixtures import gpu_profiler
+from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.session import (
     BUDGET_KEY,
     MEASUREMENTS_KEY,
@@ -26,7 +26,7 @@ from pytest_gpuperf.session import (
 )
 from pytest_gpuperf.settings import add_options, resolve
 
-__all__ = ["gpu_profiler"]
+__all__ = ["cuda_graph", "gpu_profiler", "kv_pool"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -50,10 +50,9 @@ def decoder(torch: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def graph_step(torch: Any, decoder: Any) -> Callable[[], None]:
-    from examples.tiny_llama import capture_cuda_graph
+    from pytest_gpuperf.cuda.graphs import CudaGraphStep
 
-    graph = capture_cuda_graph(decoder.decode_step)
-    return graph.replay
+    return CudaGraphStep(decoder.decode_step)
 
 
 def run(
@@ -187,3 +186,55 @@ def test_pytest_benchmark_under_gpuperf_waits_for_the_gpu(pytester: pytest.Pytes
     # while gpuperf's calls run back to back.
     assert 0.9 * events_ms <= synced <= 1.3 * events_ms
     assert plain < 0.5 * events_ms  # the host clock times the launch, not the work
+
+
+def test_cuda_graph_copies_inputs_replays_and_pads_to_the_captured_batch(torch: Any) -> None:
+    from pytest_gpuperf.cuda.graphs import CudaGraphStep
+
+    weight = torch.randn(64, 64, device="cuda")
+    step = CudaGraphStep(lambda x: x @ weight, torch.randn(8, 64, device="cuda"), batch_sizes=(2, 8))
+    assert step.graph_for(1) == 2 and step.graph_for(3) == 8
+    for batch in (1, 2, 5, 8):
+        x = torch.randn(batch, 64, device="cuda")
+        out = step(x)
+        assert out.shape == (batch, 64)
+        torch.testing.assert_close(out, x @ weight)
+
+
+def test_cuda_graph_capture_failures_name_the_cause_and_the_fix(torch: Any) -> None:
+    from pytest_gpuperf.cuda.graphs import CudaGraphStep, GraphCaptureError
+
+    x = torch.randn(4, device="cuda")
+    with pytest.raises(GraphCaptureError, match=r"synchronizes with the host .*\.item\(\)"):
+        CudaGraphStep(lambda t: t * 2 if t.sum().item() > 0 else t, x)
+    with pytest.raises(GraphCaptureError, match="input 0 is on cpu: a CUDA graph reads device memory only"):
+        CudaGraphStep(lambda t: t * 2, torch.randn(4))
+    step = CudaGraphStep(lambda t: t * 2, x)
+    with pytest.raises(GraphCaptureError, match=r"input 0 has shape \(5,\); the graph was captured for"):
+        step(torch.randn(5, device="cuda"))
+
+
+def test_a_steady_paged_decode_loop_allocates_no_device_memory(torch: Any, decoder: Any) -> None:
+    from examples.tiny_llama import PagedDecoder
+    from pytest_gpuperf.cuda.kv_pool import KVPool
+
+    cfg = decoder.model.cfg
+    pool = KVPool(
+        num_blocks=cfg.max_seq // 16,
+        num_layers=cfg.layers,
+        num_kv_heads=cfg.kv_heads,
+        block_size=16,
+        head_dim=cfg.head_dim,
+        dtype=torch.bfloat16,
+        device="cuda",
+    )
+    paged = PagedDecoder(decoder.model, pool, max_tokens=256)
+    paged.prefill(torch.randint(0, cfg.vocab, (1, 128), device="cuda"))
+    for _ in range(300):  # warm: the sequence cycles between the prompt and 256 tokens
+        paged.decode_step()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_stats()["segment.all.allocated"]
+    for _ in range(600):
+        paged.decode_step()
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_stats()["segment.all.allocated"] == before
