@@ -251,7 +251,10 @@ def measure(
     )
     if baseline is None:
         return measurement
-    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance))
+    device = measurement.device
+    host_bound = device is not None and device.classification is not None
+    host_bound = host_bound and device.classification.kind == "overhead-bound"  # type: ignore[union-attr]
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_bound))
 
 
 def _known(clocks: list[float | None]) -> tuple[float, ...]:

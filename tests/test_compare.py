@@ -174,3 +174,13 @@ def test_p99_is_reported_but_never_decides_the_verdict() -> None:
     p99 = next(c for c in tail.changes if c.metric == "p99_ms")
     assert p99.outcome == REGRESSED and not p99.gated and "not gated" in p99.note
     assert tail.status == SAME
+
+
+def test_a_host_bound_steps_latency_change_is_inconclusive_never_a_failure() -> None:
+    slower = compare(entry(), entry(scaled(STEADY, 1.4)), 0.05, host_bound=True)
+    assert slower.status == INCONCLUSIVE
+    latency = slower.latency
+    assert latency is not None and "host-bound step" in latency.note
+    # Its kernel count still gates exactly.
+    more = compare(entry(kernels_per_step=10.0), entry(kernels_per_step=11.0), 0.05, host_bound=True)
+    assert more.status == REGRESSED

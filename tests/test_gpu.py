@@ -209,9 +209,9 @@ def test_cuda_graph_capture_failures_name_the_cause_and_the_fix(torch: Any) -> N
         CudaGraphStep(lambda t: t * 2 if t.sum().item() > 0 else t, x)
     with pytest.raises(GraphCaptureError, match="input 0 is on cpu: a CUDA graph reads device memory only"):
         CudaGraphStep(lambda t: t * 2, torch.randn(4))
-    step = CudaGraphStep(lambda t: t * 2, x)
-    with pytest.raises(GraphCaptureError, match=r"input 0 has shape \(5,\); the graph was captured for"):
-        step(torch.randn(5, device="cuda"))
+    step = CudaGraphStep(lambda t: t * 2, torch.randn(4, 8, device="cuda"))
+    with pytest.raises(GraphCaptureError, match=r"input 0 has shape \(4, 9\); the graph was captured for"):
+        step(torch.randn(4, 9, device="cuda"))
 
 
 def test_a_steady_paged_decode_loop_allocates_no_device_memory(torch: Any, decoder: Any) -> None:
