@@ -49,11 +49,20 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "fixed10": sum(x["p50_ms"] > FIXED * base_p50 for x in g),
             }
             for kind in ("plain", "synced"):
-                base_mean = base["pytest_benchmark"][kind][workload]["mean"]
-                means = [p["pytest_benchmark"][kind][workload]["mean"] for p in runs]
-                row[f"pb_{kind}"] = sum(m > FIXED * base_mean for m in means)
+                # A run whose pytest-benchmark test failed has no statistics: counted as absent.
+                base_stats = base["pytest_benchmark"][kind].get(workload)
+                means = [
+                    p["pytest_benchmark"][kind][workload]["mean"]
+                    for p in runs
+                    if workload in p["pytest_benchmark"][kind]
+                ]
+                row[f"pb_{kind}"] = sum(m > FIXED * base_stats["mean"] for m in means) if base_stats else None
             out.append(row)
     return out
+
+
+def _count(value: int | None, n: int) -> str:
+    return "no data" if value is None else f"{value}/{n}"
 
 
 def markdown(table: list[dict[str, Any]]) -> str:
@@ -67,7 +76,8 @@ def markdown(table: list[dict[str, Any]]) -> str:
         n = r["n"]
         lines.append(
             f"| {r['workload']} | {delay} | {n} | {(r['shift'] - 1) * 100:+.1f}% | {r['gpuperf_regressed']}/{n} "
-            f"| {r['gpuperf_inconclusive']}/{n} | {r['fixed10']}/{n} | {r['pb_plain']}/{n} | {r['pb_synced']}/{n} |"
+            f"| {r['gpuperf_inconclusive']}/{n} | {r['fixed10']}/{n} | {_count(r['pb_plain'], n)} "
+            f"| {_count(r['pb_synced'], n)} |"
         )
     return "\n".join(lines)
 
@@ -93,7 +103,8 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
                 ("pb_synced", "pytest-benchmark synced"),
             ]
         ):
-            ax.bar([i + (offset - 1.5) * width for i in x], [r[key] / r["n"] for r in mine], width, label=name)
+            heights = [(r[key] or 0) / r["n"] for r in mine]
+            ax.bar([i + (offset - 1.5) * width for i in x], heights, width, label=name)
         ax.set_xticks(list(x), labels)
         ax.set_title(workload)
         ax.set_xlabel("injected GPU delay")

@@ -33,7 +33,7 @@ def test_decode_cuda_graph(gpu_profiler, cuda_graph, decoder: Decoder) -> None:
     assert 0 <= int(token.item()) < CONFIG.vocab
 
 
-@pytest.mark.gpu_budget(p99_ms=150, peak_mem_mb=4096)
+@pytest.mark.gpu_budget(p99_ms=500, peak_mem_mb=4096)
 def test_decode_paged(gpu_profiler, paged_decoder: PagedDecoder, decoder: Decoder) -> None:
     # The paged cache decodes the same tokens as the static one.
     assert [int(paged_decoder.decode_step()) for _ in range(4)] == [int(decoder.decode_step()) for _ in range(4)]
