@@ -31,7 +31,7 @@ SUITE = "benchmarks/gating_suite.py"
 def one_process(
     delay_pct: float, reference: dict[str, float], baselines: Path, work: Path, update: bool
 ) -> dict[str, Any]:
-    """Run the suite in a fresh Python process; its gpuperf and pytest-benchmark results."""
+    """Run the suite in two fresh processes (gpuperf, then pytest-benchmark); their results."""
     gpuperf_json, bench_json = work / "gpuperf.json", work / "bench.json"
     for path in (gpuperf_json, bench_json):
         path.unlink(missing_ok=True)

@@ -322,8 +322,9 @@ def base_test(name: str) -> str:
 class Lookup:
     path: Path
     entry: Entry | None  # set when there is a baseline to compare with
-    reason: str = ""  # why not: new, or recorded on another machine
+    reason: str = ""  # why not: new, or recorded on another setup
     error: BaselineError | None = None
+    other_setup: bool = False  # an entry exists, recorded with another driver, CUDA or torch
 
 
 class BaselineStore:
@@ -357,7 +358,7 @@ class BaselineStore:
             return Lookup(path, None, f"no baseline in {path}")
         differences = found.machine.differences(self.machine)
         if differences:
-            return Lookup(path, None, "recorded on another setup: " + "; ".join(differences))
+            return Lookup(path, None, "recorded on another setup: " + "; ".join(differences), other_setup=True)
         return Lookup(path, found.entries[test])
 
     def stage(self, module: str, test: str, entry: Entry) -> None:

@@ -90,7 +90,7 @@ class GpuperfSession:
                 told = latency.describe() if latency else first.status
                 result = replace(again, comparison=replace(again.comparison, first_attempt=told))
         if result.comparison is None:
-            status = UNREADABLE if found.error else NOT_COMPARED if found.reason.startswith("recorded") else NEW
+            status = UNREADABLE if found.error else NOT_COMPARED if found.other_setup else NEW
             result = replace(result, comparison=Comparison(status, tolerance * 100.0, reason=found.reason))
         assert result.comparison is not None
         comparison = replace(result.comparison, baseline_file=self.shown(found.path))
