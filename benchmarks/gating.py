@@ -9,6 +9,7 @@ results into verdict rates for gpuperf, the fixed 10% rule and pytest-benchmark'
 ``--benchmark-compare-fail=mean:10%``.
 
     python benchmarks/gating.py --out out/gating          # on the GPU
+    python benchmarks/gating.py --out out/more --resume out/gating/gating.json   # go on, on a fresh machine
     python benchmarks/gating_report.py out/gating/gating.json
 """
 
@@ -36,7 +37,7 @@ def one_process(
     for path in (gpuperf_json, bench_json):
         path.unlink(missing_ok=True)
     common = [SUITE, "-q", "-p", "no:cacheprovider"]
-    gpuperf_args = [*common, "-k", "test_gpuperf", "--gpuperf", "--gpuperf-profile-steps", "0"]
+    gpuperf_args = [*common, "-k", "test_gpuperf", "--gpuperf"]  # default settings, profiled pass included
     gpuperf_args += ["--gpuperf-baselines-dir", str(baselines), "--gpuperf-json", str(gpuperf_json)]
     if update:
         gpuperf_args.append("--gpuperf-update-baselines")
@@ -95,17 +96,33 @@ def main() -> None:
     parser.add_argument("--delays", default="1,2,5,10,15", help="delays in percent of the step (1,2,5,10,15)")
     parser.add_argument("--budget-s", type=float, default=500.0, help="start no process after this long (500)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="a gating.json to go on from: its baseline files and reference, and the points it did not reach",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gating-"))
     baselines = work / "baselines"
     started = time.perf_counter()
-    results: dict[str, Any] = {"processes": [], "skipped": []}
-    base = one_process(0.0, {}, baselines, work, update=True)
-    results["baseline"] = base
-    reference = {w: v["p50_ms"] for w, v in base["gpuperf"].items()}
     schedule = [0.0] * args.aa + [float(d) for d in args.delays.split(",") for _ in range(args.ab)]
     random.Random(args.seed).shuffle(schedule)  # interleaved: the card's warming affects every delay alike
+    if args.resume:
+        results: dict[str, Any] = json.loads(args.resume.read_text())
+        for name, text in results["baseline_files"].items():
+            (baselines / name).parent.mkdir(parents=True, exist_ok=True)
+            (baselines / name).write_text(text)
+        schedule = list(results.pop("skipped"))
+        results["skipped"] = []
+        results.setdefault("resumed", []).append(len(results["processes"]))
+    else:
+        results = {"processes": [], "skipped": []}
+        results["baseline"] = one_process(0.0, {}, baselines, work, update=True)
+        results["baseline_files"] = {
+            str(p.relative_to(baselines)): p.read_text() for p in sorted(baselines.rglob("*.yaml"))
+        }
+    reference = {w: v["p50_ms"] for w, v in results["baseline"]["gpuperf"].items()}
     for delay in schedule:
         if time.perf_counter() - started > args.budget_s:
             results["skipped"].append(delay)
@@ -113,9 +130,6 @@ def main() -> None:
         results["processes"].append(one_process(delay, reference, baselines, work, update=False))
         (args.out / "gating.json").write_text(json.dumps(results, indent=1))
         print(f"{time.perf_counter() - started:6.1f} s: delay {delay:g}% done", flush=True)
-    results["baseline_files"] = {
-        str(p.relative_to(baselines)): p.read_text() for p in sorted(baselines.rglob("*.yaml"))
-    }
     (args.out / "gating.json").write_text(json.dumps(results, indent=1))
 
 

@@ -209,7 +209,10 @@ def test_cuda_graph_capture_failures_name_the_cause_and_the_fix(torch: Any) -> N
         CudaGraphStep(lambda t: t * 2 if t.sum().item() > 0 else t, x)
     with pytest.raises(GraphCaptureError, match="input 0 is on cpu: a CUDA graph reads device memory only"):
         CudaGraphStep(lambda t: t * 2, torch.randn(4))
-    step = CudaGraphStep(lambda t: t * 2, torch.randn(4, 8, device="cuda"))
+    # The failed capture left the process as it was: the same stream, and random ops still work.
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    step = CudaGraphStep(lambda t: torch.nn.functional.dropout(t * 2, 0.5), torch.randn(4, 8, device="cuda"))
+    assert step(torch.ones(4, 8, device="cuda")).shape == (4, 8)
     with pytest.raises(GraphCaptureError, match=r"input 0 has shape \(4, 9\); the graph was captured for"):
         step(torch.randn(4, 9, device="cuda"))
 

@@ -48,6 +48,17 @@ def _explain(exc: BaseException) -> GraphCaptureError:
     return GraphCaptureError(f"capturing the step failed: {text.splitlines()[0] if text else type(exc).__name__}")
 
 
+def _recover_from_failed_capture(stream: torch.cuda.Stream, generator: torch.Generator, saved: torch.Generator) -> None:
+    """Leave the process as it was before a capture that failed.
+
+    torch.cuda.graph does not undo its set-up when the capture fails: the capture stream
+    stays current, and the default generator stays marked as capturing, so every later
+    random op in the process raises "Offset increment outside graph capture".
+    """
+    torch.cuda.set_stream(stream)
+    generator.graphsafe_set_state(saved)
+
+
 class CudaGraphStep:
     def __init__(
         self,
@@ -88,12 +99,16 @@ class CudaGraphStep:
                 for _ in range(warmup_calls):
                     step(*inputs)
             torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
+        except RuntimeError as exc:
+            raise _explain(exc) from exc
+        stream, generator = torch.cuda.current_stream(), torch.cuda.default_generators[torch.cuda.current_device()]
+        saved = generator.clone_state()
+        graph = torch.cuda.CUDAGraph()
+        try:
             with torch.cuda.graph(graph, pool=pool):
                 output = step(*inputs)
-        except GraphCaptureError:
-            raise
         except RuntimeError as exc:
+            _recover_from_failed_capture(stream, generator, saved)
             raise _explain(exc) from exc
         return graph, output, inputs
 
