@@ -45,17 +45,17 @@ def one_process(
     env = dict(os.environ, GATING_DELAY_PCT=str(delay_pct), GATING_REFERENCE_MS=json.dumps(reference))
     started = time.perf_counter()
     # Two fresh processes: gpuperf's run, then pytest-benchmark's (plain pytest, gpuperf off).
-    for args in (gpuperf_args, bench_args):
+    for args, report in ((gpuperf_args, gpuperf_json), (bench_args, bench_json)):
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", *args], env=env, capture_output=True, text=True, check=False
         )
-        if proc.returncode not in (0, 1):
+        if proc.returncode not in (0, 1) or not report.exists():
             raise RuntimeError(
-                f"a gating run failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+                f"a gating run (delay {delay_pct:g}%) exited {proc.returncode}"
+                f"{'' if report.exists() else f' without writing {report.name}'}:\n"
+                f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
             )
     wall = time.perf_counter() - started
-    if not gpuperf_json.exists() or not bench_json.exists():
-        raise RuntimeError("a gating run wrote no report")
     return {"delay_pct": delay_pct, "wall_s": wall, **summarize(gpuperf_json, bench_json)}
 
 
