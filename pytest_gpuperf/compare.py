@@ -60,11 +60,15 @@ class MetricChange:
     def change_pct(self) -> float:
         return (self.ratio - 1.0) * 100.0
 
+    def brief(self) -> str:
+        change = f"{self.change_pct:+.1f}%" if math.isfinite(self.ratio) else "from none"
+        return f"{self.metric} {self.baseline:.4g} -> {self.current:.4g} ({change})"
+
     def describe(self) -> str:
-        text = f"{self.metric} {self.baseline:.4g} -> {self.current:.4g} ({self.change_pct:+.1f}%"
-        if self.low != self.high:
-            text += f", 95% CI {(self.low - 1) * 100:+.1f}% to {(self.high - 1) * 100:+.1f}%"
-        text += f"): {self.outcome}"
+        text = self.brief()
+        if self.low != self.high and math.isfinite(self.ratio):
+            text = f"{text[:-1]}, 95% CI {(self.low - 1) * 100:+.1f}% to {(self.high - 1) * 100:+.1f}%)"
+        text += f": {self.outcome}"
         return text + (f"; {self.note}" if self.note else "")
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +16,8 @@ from pytest_gpuperf.ranks import RankSpread
 if TYPE_CHECKING:
     from pytest_gpuperf.protocol import Measurement
     from pytest_gpuperf.session import GpuperfSession
+
+MAX_KERNELS_LISTED = 8
 
 
 def _num(value: float | None, fmt: str, unavailable: str = "unavailable") -> str:
@@ -170,6 +175,32 @@ def table(session: GpuperfSession) -> list[str]:
     return lines
 
 
+def short_kernel_name(name: str) -> str:
+    """A kernel's function name without its template arguments and parameters:
+    ``void at::native::elementwise_kernel<128, 4, ...>(int, ...)`` -> ``at::native::elementwise_kernel<...>``."""
+    out, depth = [], 0
+    for char in name.removeprefix("void ").replace("(anonymous namespace)::", ""):
+        if char == "(" and depth == 0:
+            break
+        if char == "<":
+            if depth == 0:
+                out.append("<...>")
+            depth += 1
+        elif char == ">" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out).strip() or name
+
+
+def kernel_list(names: Sequence[str], shown: int = MAX_KERNELS_LISTED) -> str:
+    """Short names, repeats counted, at most ``shown`` of them (the JSON report has the full names)."""
+    counts = Counter(short_kernel_name(n) for n in names)
+    items = [f"{n} (x{k})" if k > 1 else n for n, k in sorted(counts.items())]
+    more = f", and {len(items) - shown} more (full names in --gpuperf-json)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def baseline_text(m: Measurement, session: GpuperfSession) -> list[str]:
     """Why the baseline gate failed a test, metric by metric, and what to do."""
     c = m.comparison
@@ -181,9 +212,9 @@ def baseline_text(m: Measurement, session: GpuperfSession) -> list[str]:
     lines = [f"  regressed against its baseline {c.baseline_file} (tolerance {c.tolerance_pct:g}%):"]
     lines += [f"    {change.describe()}" for change in c.changes if change.gated and change.outcome != "same"]
     if c.kernels_added:
-        lines.append(f"    kernels that appeared: {', '.join(c.kernels_added)}")
+        lines.append(f"    kernels that appeared: {kernel_list(c.kernels_added)}")
     if c.kernels_removed:
-        lines.append(f"    kernels that disappeared: {', '.join(c.kernels_removed)}")
+        lines.append(f"    kernels that disappeared: {kernel_list(c.kernels_removed)}")
     if c.first_attempt:
         lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
     test = m.test_id.split("#")[0]
@@ -263,6 +294,18 @@ def _baseline_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
     return out
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as None: strict JSON has no such numbers
+    (a count that grew from 0 has an infinite ratio)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(session: GpuperfSession, path: Path) -> None:
     s = session.settings
     payload = {
@@ -271,4 +314,4 @@ def write_json(session: GpuperfSession, path: Path) -> None:
         "tests": session.results(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n")

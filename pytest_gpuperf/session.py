@@ -86,8 +86,8 @@ class GpuperfSession:
                 # A suspected regression is measured again before it fails the test.
                 again = self._measure(item, step, items, label, found.entry, tolerance)
                 assert again.comparison is not None
-                latency = first.latency
-                told = latency.describe() if latency else first.status
+                worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
+                told = f"{', '.join(worse)}: regressed"
                 result = replace(again, comparison=replace(again.comparison, first_attempt=told))
         if result.comparison is None:
             status = UNREADABLE if found.error else NOT_COMPARED if found.other_setup else NEW

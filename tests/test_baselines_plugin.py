@@ -12,24 +12,29 @@ import yaml
 from tests.test_plugin import FAST
 
 BASELINE = Path("baselines/nvidia-h100-80gb-hbm3/test_m.yaml")
+TRACES = Path(__file__).parent / "data" / "traces"
 
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """Two measured tests timed by a replay backend; REPLAY_SCALE slows them, REPLAY_TORCH changes the setup."""
-    monkeypatch.delenv("REPLAY_SCALE", raising=False)
-    monkeypatch.delenv("REPLAY_TORCH", raising=False)
+    """Two measured tests timed by a replay backend; REPLAY_SCALE slows them, REPLAY_TORCH changes
+    the setup, REPLAY_TRACE gives their profiled pass a recorded trace."""
+    for name in ("REPLAY_SCALE", "REPLAY_TORCH", "REPLAY_TRACE"):
+        monkeypatch.delenv(name, raising=False)
     pytester.makeconftest(
         """
         import os
+        from pathlib import Path
         from tests.replay import ReplayBackend
 
         CALLS = []
 
         def pytest_gpuperf_make_backend(config, settings):
             scale = float(os.environ.get("REPLAY_SCALE", "1"))
+            trace = os.environ.get("REPLAY_TRACE")
             backend = ReplayBackend(
                 [1.0 * scale, 1.001 * scale, 0.999 * scale],
+                trace=Path(trace) if trace else None,
                 torch=os.environ.get("REPLAY_TORCH", "2.11.0+cu130"),
             )
             CALLS.append(backend)
@@ -131,6 +136,29 @@ def test_a_transient_slowdown_is_not_a_failure(suite: pytest.Pytester, monkeypat
     first = next(t for t in report["tests"] if t["test"].endswith("test_fixture"))
     assert first["baseline"]["status"] == "same"
     assert first["baseline"]["first_attempt"].startswith("p50_ms 1 -> 1.3 (+30.0%")
+
+
+def test_kernels_that_appear_in_a_step_that_had_none_fail_it_and_are_named_briefly(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 512 MiB device copy (no kernels, one memcpy), then the eager decode step's trace:
+    # kernels per step grow from zero, which has no percentage and no finite ratio.
+    monkeypatch.setenv("REPLAY_TRACE", str(TRACES / "copy.json.gz"))
+    run(suite, "--gpuperf-update-baselines").assert_outcomes(passed=2)
+    monkeypatch.setenv("REPLAY_TRACE", str(TRACES / "decode_eager.json.gz"))
+    result = run(suite, "--gpuperf-json", "report.json")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "    kernels_per_step 0 -> * (from none): regressed; compared exactly",
+            "    kernels that appeared: *at::native::elementwise_kernel<...> (x*), *, and * more (full names in *",
+        ]
+    )
+    assert "(int, at::native" not in result.stdout.str()  # no parameter lists in the failure text
+    report = json.loads((suite.path / "report.json").read_text())  # strict JSON: no Infinity
+    change = next(c for c in report["tests"][0]["baseline"]["changes"] if c["metric"] == "kernels_per_step")
+    assert change["baseline"] == 0 and change["ratio"] is None
+    assert any("(int, at::native" in name for name in report["tests"][0]["baseline"]["kernels_added"])
 
 
 def test_the_tolerance_can_be_set_per_test_and_for_the_run(
