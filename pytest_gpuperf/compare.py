@@ -107,19 +107,8 @@ def compare(baseline: Entry, current: Entry, tolerance: float, host_bound: bool 
     if host_bound and latency.outcome in (REGRESSED, IMPROVED):
         latency = replace(latency, outcome=INCONCLUSIVE, note=HOST_BOUND_NOTE)
     changes = [latency]
-    # p99 has no per-sample clock: under a drifting clock the tail is the slowest rounds',
-    # so each side is rescaled by the clock of its slowest round.
-    factors = clock_factors(baseline, current)
-    old_f, new_f = (_slowest(baseline, factors[0]), _slowest(current, factors[1])) if factors else (1.0, 1.0)
-    p99 = _interval_change(
-        "p99_ms",
-        baseline.p99_ms * old_f,
-        current.p99_ms * new_f,
-        (baseline.p99_ci_ms[0] * old_f, baseline.p99_ci_ms[1] * old_f),
-        (current.p99_ci_ms[0] * new_f, current.p99_ci_ms[1] * new_f),
-        tolerance,
-    )
-    changes.append(replace(p99, note=P99_NOTE + ("; clock-corrected by each side's slowest round" if factors else "")))
+    p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
+    changes.append(replace(p99, note=P99_NOTE))
     if baseline.items_per_s and current.items_per_s:
         p50 = changes[0]
         changes.append(
@@ -151,11 +140,6 @@ def compare(baseline: Entry, current: Entry, tolerance: float, host_bound: bool 
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
         changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
     return Comparison(_overall(changes), tolerance * 100.0, tuple(changes), "", added, removed)
-
-
-def _slowest(entry: Entry, factors: list[float]) -> float:
-    slowest = max(range(len(factors)), key=lambda i: entry.round_medians_ms[i])
-    return factors[slowest]
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:
@@ -221,20 +205,38 @@ def _interval_change(
     return MetricChange(metric, old, new, ratio, min(low, ratio), max(high, ratio), verdict, gated=False)
 
 
-def _relative_spread(values: Sequence[float]) -> float:
-    centre = statistics.median(values)
-    return statistics.median(abs(v - centre) for v in values) / centre if centre > 0 else 0.0
+@dataclass(frozen=True)
+class ClockModel:
+    """How the SM clock moved between two runs, and how strongly their time follows it.
 
-
-def clock_factors(baseline: Entry, current: Entry) -> tuple[list[float], list[float], str] | None:
-    """Per-round factors (clock / reference clock) that rescale each side's round
-    medians to one SM clock, when the clock moved and time tracked it.
-
-    A compute-bound step slows as the card heats and its clock drops (a GEMM drifted 6%
-    between rounds of one process on the H100). Where the rounds' clocks differ and
-    rescaling each round's median by its clock leaves less spread than the raw medians,
-    the work scaled with the clock, and the rescaled medians are compared instead.
+    Elasticity is d log(time) / d log(1/clock): 1 for work that scales with the clock, 0 for
+    work that does not (a memory copy). On the H100 a power-throttled 4096 bf16 GEMM ran
+    0.1727 ms at 1980 MHz and about 0.19 ms at 1500-1600 MHz in the next processes: it follows
+    the clock only in part, so neither the face value nor a full rescaling is right. The bounds
+    come from each run's own rounds (their clocks and times vary together); where the rounds
+    cannot tell, they are 0 and 1.
     """
+
+    baseline_mhz: float  # median of the rounds' clocks
+    current_mhz: float
+    low: float  # elasticity bounds, within [0, 1]
+    high: float
+    reference_mhz: float  # the clock the rounds are rescaled to
+
+    def rescale(self, times: Sequence[float], clocks: Sequence[float], elasticity: float) -> list[float]:
+        return [t * (c / self.reference_mhz) ** elasticity for t, c in zip(times, clocks, strict=True)]
+
+    def describe(self) -> str:
+        follows = (
+            f"time follows the clock with elasticity {self.low:.2f}-{self.high:.2f} (from the rounds)"
+            if (self.low, self.high) != (0.0, 1.0)
+            else "the rounds cannot tell how far time follows the clock"
+        )
+        return f"SM clock {self.baseline_mhz:.0f} MHz in the baseline, {self.current_mhz:.0f} MHz now; {follows}"
+
+
+def clock_model(baseline: Entry, current: Entry) -> ClockModel | None:
+    """None where the clocks are unknown or held within 1%: times then compare as they are."""
     b_times, c_times = baseline.round_medians_ms, current.round_medians_ms
     b_clocks, c_clocks = baseline.round_clock_mhz, current.round_clock_mhz
     if len(b_clocks) != len(b_times) or len(c_clocks) != len(c_times) or not b_clocks or not c_clocks:
@@ -242,38 +244,62 @@ def clock_factors(baseline: Entry, current: Entry) -> tuple[list[float], list[fl
     clocks = [*b_clocks, *c_clocks]
     if min(clocks) <= 0 or max(clocks) / min(clocks) <= CLOCK_STEADY:
         return None
-    reference = max(clocks)
-    b_scaled = [t * c / reference for t, c in zip(b_times, b_clocks, strict=True)]
-    c_scaled = [t * c / reference for t, c in zip(c_times, c_clocks, strict=True)]
-    raw = _relative_spread(b_times) + _relative_spread(c_times)
-    scaled = _relative_spread(b_scaled) + _relative_spread(c_scaled)
-    if scaled >= raw:
-        return None
-    note = (
-        f"clock-corrected to {reference:.0f} MHz (SM clock {min(clocks):.0f}-{reference:.0f} MHz; "
-        f"round spread {raw * 100:.2f}% raw, {scaled * 100:.2f}% corrected)"
-    )
-    return [c / reference for c in b_clocks], [c / reference for c in c_clocks], note
+    low, high = _elasticity_bounds([(b_times, b_clocks), (c_times, c_clocks)])
+    return ClockModel(statistics.median(b_clocks), statistics.median(c_clocks), low, high, max(clocks))
+
+
+def _elasticity_bounds(sides: Sequence[tuple[Sequence[float], Sequence[float]]]) -> tuple[float, float]:
+    """A least-squares slope of log time on log clock within each side (each side centred on
+    its own means, so a change between the runs cannot pass for clock tracking), +/- 2
+    standard errors, clipped to [0, 1]; (0, 1) where the clock barely moved within a side."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for times, clocks in sides:
+        lx = [math.log(c) for c in clocks]
+        ly = [math.log(t) for t in times]
+        mx, my = statistics.fmean(lx), statistics.fmean(ly)
+        xs += [x - mx for x in lx]
+        ys += [y - my for y in ly]
+    sxx = sum(x * x for x in xs)
+    dof = len(xs) - len(sides) - 1
+    if dof < 2 or sxx < len(xs) * math.log(CLOCK_STEADY) ** 2:
+        return 0.0, 1.0
+    slope = sum(x * y for x, y in zip(xs, ys, strict=True)) / sxx
+    residual = sum((y - slope * x) ** 2 for x, y in zip(xs, ys, strict=True)) / dof
+    spread = 2.0 * math.sqrt(residual / sxx)
+    elasticity = -slope
+    return min(1.0, max(0.0, elasticity - spread)), max(0.0, min(1.0, elasticity + spread))
 
 
 def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricChange:
-    before, after, note = list(baseline.round_medians_ms), list(current.round_medians_ms), ""
-    factors = clock_factors(baseline, current)
-    if factors is not None:
-        before = [t * f for t, f in zip(before, factors[0], strict=True)]
-        after = [t * f for t, f in zip(after, factors[1], strict=True)]
-        note = factors[2]
-    elif baseline.round_clock_mhz and current.round_clock_mhz:
-        old_clock = statistics.median(baseline.round_clock_mhz)
-        new_clock = statistics.median(current.round_clock_mhz)
-        if abs(new_clock - old_clock) > 0.02 * old_clock:
-            note = f"SM clock {old_clock:.0f} MHz in the baseline, {new_clock:.0f} MHz now"
+    """p50 against the baseline's, from per-round medians. Where the SM clock moved, the
+    interval spans every rescaling the elasticity bounds allow: a verdict then holds
+    however far time follows the clock."""
+    before, after = list(baseline.round_medians_ms), list(current.round_medians_ms)
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
     ratio, low, high = new.value / old.value, new.low / old.high, new.high / old.low
+    clocks = clock_model(baseline, current)
+    note = ""
+    if clocks is not None:
+        corrected = []
+        for elasticity in (clocks.low, clocks.high):
+            b = quantile_interval(clocks.rescale(before, baseline.round_clock_mhz, elasticity), 0.5, SIDE_CONFIDENCE)
+            c = quantile_interval(clocks.rescale(after, current.round_clock_mhz, elasticity), 0.5, SIDE_CONFIDENCE)
+            corrected.append((c.value / b.value, c.low / b.high, c.high / b.low))
+        # Elasticity 0 is the face value; the bounds exclude it where the rounds show the clock's pull.
+        low, high = min(c[1] for c in corrected), max(c[2] for c in corrected)
+        spans = sorted(c[0] for c in corrected)
+        note = f"{clocks.describe()}: clock-corrected {(spans[0] - 1) * 100:+.1f}% to {(spans[-1] - 1) * 100:+.1f}%"
     verdict = outcome(low, high, tolerance, False)
     if verdict == INCONCLUSIVE:
-        advice = rounds_to_decide(ratio, (old.low, old.high), (new.low, new.high), len(after), tolerance)
+        if clocks is not None and outcome(ratio, ratio, tolerance, False) != SAME:
+            advice = (
+                "the clock, not the rounds, leaves this open: compare on a card at the baseline's clock "
+                "(or lock the clocks: nvidia-smi --lock-gpu-clocks)"
+            )
+        else:
+            advice = rounds_to_decide(ratio, (old.low, old.high), (new.low, new.high), len(after), tolerance)
         note = f"{note}; {advice}" if note else advice
     return MetricChange("p50_ms", old.value, new.value, ratio, low, high, verdict, note)
 
