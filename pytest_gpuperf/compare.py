@@ -9,9 +9,10 @@ interval, and the ratio current/baseline the interval those two bound. A metric 
 - same: the whole interval lies within the tolerance;
 - inconclusive: the interval straddles a tolerance boundary (too noisy to tell).
 
-Metrics from the single profiled pass have no interval; they are compared as
-points against a wider tolerance (the pass is perturbed by the profiler). Kernel
-and launch counts per step are compared exactly.
+Where the SM clock moved between the runs, the latency interval spans the timed and
+the clock-rescaled comparison. Metrics from the single profiled pass have no interval:
+GPU-active % is compared as a point against a wider tolerance, the dispatch ratio and
+p99 are reported but never decide. Kernel and launch counts per step are compared exactly.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ NEW, NOT_COMPARED, UNREADABLE = "new", "not compared", "unreadable baseline"
 
 # Each side's interval at sqrt(0.95): the ratio interval then covers with at least 95%.
 SIDE_CONFIDENCE = math.sqrt(0.95)
-# The profiled pass runs under the profiler, whose host overhead moves GPU-active % and the
-# dispatch ratio between runs of an unchanged step; they are gated only past this change.
+# The profiled pass runs under the profiler, whose host overhead moves GPU-active % between
+# runs of an unchanged step (eager decode: 0.8-1.58x on the H100); it is gated only past this.
 TRACE_TOLERANCE = 0.30
 # p99 is reported against the baseline, not gated: between fresh processes on the H100 an
 # unchanged eager decode step's p99 moved 0.55-2.2x and a GEMM's 0.88-1.10x while their
 # medians held (benchmarks/results/gating-h100.json). Tails are held by p99_ms budgets.
 P99_NOTE = "reported, not gated (tails move between processes; a p99_ms budget bounds them)"
+# The dispatch ratio is host time under the profiler: between fresh H100 processes of unchanged
+# steps it moved 0.5-3.3x (a 512 MiB copy: 0.047 -> 0.155), so it only explains, never fails.
+DISPATCH_NOTE = "reported, not gated (host time under the profiler moves 0.5-3.3x between processes)"
 HOST_BOUND_NOTE = (
     "host-bound step: its latency moves between processes more than any tolerance, so it is not failed "
     "on latency; kernels and launches per step are compared exactly, and a p50_ms/p99_ms budget bounds it"
@@ -130,7 +134,10 @@ def compare(baseline: Entry, current: Entry, tolerance: float, host_bound: bool 
     ):
         old, new = getattr(baseline, metric), getattr(current, metric)
         if old is not None and new is not None:
-            changes.append(_point_change(metric, old, new, allowed, higher_is_better))
+            change = _point_change(metric, old, new, allowed, higher_is_better)
+            if metric == "dispatch_ratio":
+                change = replace(change, gated=False, note=DISPATCH_NOTE)
+            changes.append(change)
     for metric in ("kernels_per_step", "launches_per_step"):
         old, new = getattr(baseline, metric), getattr(current, metric)
         if old is not None and new is not None:
@@ -206,94 +213,57 @@ def _interval_change(
 
 
 @dataclass(frozen=True)
-class ClockModel:
-    """How the SM clock moved between two runs, and how strongly their time follows it.
+class ClockShift:
+    """The SM clock moved between the baseline's rounds and this run's.
 
-    Elasticity is d log(time) / d log(1/clock): 1 for work that scales with the clock, 0 for
-    work that does not (a memory copy). On the H100 a power-throttled 4096 bf16 GEMM ran
-    0.1727 ms at 1980 MHz and about 0.19 ms at 1500-1600 MHz in the next processes: it follows
-    the clock only in part, so neither the face value nor a full rescaling is right. The bounds
-    come from each run's own rounds (their clocks and times vary together); where the rounds
-    cannot tell, they are 0 and 1.
+    How far a step's time follows the clock cannot be told from one run: on the H100 a
+    power-throttled 4096 bf16 GEMM ran 0.1727 ms at 1980 MHz and 0.19-0.20 ms at 1500-1650 MHz
+    in later processes, less than in proportion, while within one run a single round at a
+    lower clock could make the time look fully clock-bound. So a latency comparison spans
+    both ends: no rescaling (time ignores the clock, as a memory copy's) and full rescaling
+    (cycles, as pure compute).
     """
 
-    baseline_mhz: float  # median of the rounds' clocks
+    baseline_mhz: float  # medians of the rounds' clocks
     current_mhz: float
-    low: float  # elasticity bounds, within [0, 1]
-    high: float
-    reference_mhz: float  # the clock the rounds are rescaled to
+    reference_mhz: float  # the clock both runs' rounds are rescaled to
 
-    def rescale(self, times: Sequence[float], clocks: Sequence[float], elasticity: float) -> list[float]:
-        return [t * (c / self.reference_mhz) ** elasticity for t, c in zip(times, clocks, strict=True)]
-
-    def describe(self) -> str:
-        follows = (
-            f"time follows the clock with elasticity {self.low:.2f}-{self.high:.2f} (from the rounds)"
-            if (self.low, self.high) != (0.0, 1.0)
-            else "the rounds cannot tell how far time follows the clock"
-        )
-        return f"SM clock {self.baseline_mhz:.0f} MHz in the baseline, {self.current_mhz:.0f} MHz now; {follows}"
+    def rescale(self, times: Sequence[float], clocks: Sequence[float]) -> list[float]:
+        return [t * c / self.reference_mhz for t, c in zip(times, clocks, strict=True)]
 
 
-def clock_model(baseline: Entry, current: Entry) -> ClockModel | None:
-    """None where the clocks are unknown or held within 1%: times then compare as they are."""
-    b_times, c_times = baseline.round_medians_ms, current.round_medians_ms
+def clock_shift(baseline: Entry, current: Entry) -> ClockShift | None:
+    """None where either run's clocks are unknown or all of them lie within 1%."""
     b_clocks, c_clocks = baseline.round_clock_mhz, current.round_clock_mhz
-    if len(b_clocks) != len(b_times) or len(c_clocks) != len(c_times) or not b_clocks or not c_clocks:
+    if len(b_clocks) != len(baseline.round_medians_ms) or len(c_clocks) != len(current.round_medians_ms):
         return None
     clocks = [*b_clocks, *c_clocks]
-    if min(clocks) <= 0 or max(clocks) / min(clocks) <= CLOCK_STEADY:
+    if not b_clocks or not c_clocks or min(clocks) <= 0 or max(clocks) / min(clocks) <= CLOCK_STEADY:
         return None
-    low, high = _elasticity_bounds([(b_times, b_clocks), (c_times, c_clocks)])
-    return ClockModel(statistics.median(b_clocks), statistics.median(c_clocks), low, high, max(clocks))
-
-
-def _elasticity_bounds(sides: Sequence[tuple[Sequence[float], Sequence[float]]]) -> tuple[float, float]:
-    """A least-squares slope of log time on log clock within each side (each side centred on
-    its own means, so a change between the runs cannot pass for clock tracking), +/- 2
-    standard errors, clipped to [0, 1]; (0, 1) where the clock barely moved within a side."""
-    xs: list[float] = []
-    ys: list[float] = []
-    for times, clocks in sides:
-        lx = [math.log(c) for c in clocks]
-        ly = [math.log(t) for t in times]
-        mx, my = statistics.fmean(lx), statistics.fmean(ly)
-        xs += [x - mx for x in lx]
-        ys += [y - my for y in ly]
-    sxx = sum(x * x for x in xs)
-    dof = len(xs) - len(sides) - 1
-    if dof < 2 or sxx < len(xs) * math.log(CLOCK_STEADY) ** 2:
-        return 0.0, 1.0
-    slope = sum(x * y for x, y in zip(xs, ys, strict=True)) / sxx
-    residual = sum((y - slope * x) ** 2 for x, y in zip(xs, ys, strict=True)) / dof
-    spread = 2.0 * math.sqrt(residual / sxx)
-    elasticity = -slope
-    return min(1.0, max(0.0, elasticity - spread)), max(0.0, min(1.0, elasticity + spread))
+    return ClockShift(statistics.median(b_clocks), statistics.median(c_clocks), max(clocks))
 
 
 def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricChange:
     """p50 against the baseline's, from per-round medians. Where the SM clock moved, the
-    interval spans every rescaling the elasticity bounds allow: a verdict then holds
-    however far time follows the clock."""
+    interval spans the timed and the clock-rescaled comparison: a verdict then holds however
+    far the step's time follows the clock."""
     before, after = list(baseline.round_medians_ms), list(current.round_medians_ms)
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
     ratio, low, high = new.value / old.value, new.low / old.high, new.high / old.low
-    clocks = clock_model(baseline, current)
+    shift = clock_shift(baseline, current)
     note = ""
-    if clocks is not None:
-        corrected = []
-        for elasticity in (clocks.low, clocks.high):
-            b = quantile_interval(clocks.rescale(before, baseline.round_clock_mhz, elasticity), 0.5, SIDE_CONFIDENCE)
-            c = quantile_interval(clocks.rescale(after, current.round_clock_mhz, elasticity), 0.5, SIDE_CONFIDENCE)
-            corrected.append((c.value / b.value, c.low / b.high, c.high / b.low))
-        # Elasticity 0 is the face value; the bounds exclude it where the rounds show the clock's pull.
-        low, high = min(c[1] for c in corrected), max(c[2] for c in corrected)
-        spans = sorted(c[0] for c in corrected)
-        note = f"{clocks.describe()}: clock-corrected {(spans[0] - 1) * 100:+.1f}% to {(spans[-1] - 1) * 100:+.1f}%"
+    if shift is not None:
+        b = quantile_interval(shift.rescale(before, baseline.round_clock_mhz), 0.5, SIDE_CONFIDENCE)
+        c = quantile_interval(shift.rescale(after, current.round_clock_mhz), 0.5, SIDE_CONFIDENCE)
+        low, high = min(low, c.low / b.high), max(high, c.high / b.low)
+        note = (
+            f"SM clock {shift.baseline_mhz:.0f} MHz in the baseline, {shift.current_mhz:.0f} MHz now: "
+            f"{(ratio - 1) * 100:+.1f}% as timed, {(c.value / b.value - 1) * 100:+.1f}% rescaled to the clock"
+        )
     verdict = outcome(low, high, tolerance, False)
     if verdict == INCONCLUSIVE:
-        if clocks is not None and outcome(ratio, ratio, tolerance, False) != SAME:
+        if shift is not None and outcome(ratio, ratio, tolerance, False) != SAME:
             advice = (
                 "the clock, not the rounds, leaves this open: compare on a card at the baseline's clock "
                 "(or lock the clocks: nvidia-smi --lock-gpu-clocks)"
