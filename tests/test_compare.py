@@ -143,7 +143,7 @@ def test_a_clock_that_moves_within_the_tolerance_changes_no_verdict() -> None:
     assert compare(entry(STEADY, CLOCKS_COOL), entry(scaled(STEADY, 1.1), cooler), 0.05).status == REGRESSED
 
 
-# Recorded on the H100 (benchmarks/results/gating-h100.json): the 4096 bf16 GEMM's baseline
+# Recorded on the H100 (benchmarks/results/gating-h100-2.json): the 4096 bf16 GEMM's baseline
 # process ran at 1980 MHz; an unchanged A/A process later ran power-throttled and 8-13% slower,
 # following the clock only in part. As timed: a false regression; fully rescaled: an improvement.
 H100_GEMM_BASELINE = (0.1723, 0.1725, 0.1725, 0.1724, 0.1724, 0.1731, 0.1733, 0.1733, 0.1727, 0.1729)
@@ -184,6 +184,16 @@ def test_profiled_pass_metrics_are_gated_only_past_the_trace_tolerance() -> None
     result = compare(before, entry(gpu_active_pct=50.0, dispatch_ratio=0.35), 0.05)
     assert result.status == REGRESSED
     assert {c.metric: c.outcome for c in result.changes}["gpu_active_pct"] == REGRESSED
+
+
+def test_a_host_bound_steps_gpu_active_share_is_reported_but_never_decides() -> None:
+    # Eager decode, unchanged, between two fresh H100 processes: 4.389% -> 3.167% active.
+    before, after = entry(gpu_active_pct=4.389), entry(gpu_active_pct=3.167)
+    assert compare(before, after, 0.05).status == REGRESSED
+    result = compare(before, after, 0.05, host_bound=True)
+    assert result.status == SAME
+    active = next(c for c in result.changes if c.metric == "gpu_active_pct")
+    assert not active.gated and active.note.startswith("host-bound step: reported, not gated")
 
 
 def test_the_dispatch_ratio_is_reported_but_never_decides() -> None:
