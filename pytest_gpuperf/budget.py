@@ -22,7 +22,7 @@ class BudgetKey:
     metric: str  # the measured quantity it bounds
     unit: str
     higher_is_better: bool
-    source: str  # "latency" (timed rounds), "trace" (profiled pass) or "memory"
+    source: str  # "latency" (timed rounds), "trace" (profiled pass), "memory" or "ranks" (torchrun)
 
 
 KEYS = {
@@ -36,6 +36,7 @@ KEYS = {
         BudgetKey("nccl_pct_max", "nccl_pct", "%", False, "trace"),
         BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
         BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
+        BudgetKey("rank_imbalance_pct_max", "nccl_imbalance_pct", "%", False, "ranks"),
     )
 }
 

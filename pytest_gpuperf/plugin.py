@@ -15,6 +15,7 @@ import pytest
 
 from pytest_gpuperf import hooks
 from pytest_gpuperf.budget import BudgetError, parse_budget
+from pytest_gpuperf.consensus import launched_rank
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.session import (
     BUDGET_KEY,
@@ -41,7 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "gpu_budget(p50_ms=, p99_ms=, gpu_active_pct_min=, dispatch_ratio_max=, peak_mem_mb=, nccl_pct_max=, "
-        "kernels_per_step_max=, items_per_s_min=): the GPU performance this test must meet under --gpuperf",
+        "kernels_per_step_max=, items_per_s_min=, rank_imbalance_pct_max=): the GPU performance this test must "
+        "meet under --gpuperf",
     )
     config.addinivalue_line(
         "markers",
@@ -54,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session.backend, session.note = choose_backend(config, settings)
         session.machine_key = config.hook.pytest_gpuperf_machine_key(config=config, env=session.backend.env())
         session.narrowed = {arg.split("::")[0].removesuffix(".py") for arg in _node_id_args(config)}
+        session.rank, session.world_size = launched_rank()
     config.stash[SESSION_KEY] = session
 
 
@@ -180,6 +183,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     from pytest_gpuperf import report
 
+    if not session.reporting:
+        terminalreporter.write_line(f"gpuperf: rank {session.rank} of {session.world_size}: rank 0 reports every rank")
+        return
     terminalreporter.write_sep("=", "gpuperf")
     for line in report.table(session):
         terminalreporter.write_line(line)
@@ -198,7 +204,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         worker_output[xdist.KEY] = xdist.payload(state)
         return
     state.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-    if state.settings.gpuperf_json:
+    if state.settings.gpuperf_json and state.reporting:
         from pytest_gpuperf import report
 
         report.write_json(state, Path(state.settings.gpuperf_json))

@@ -23,8 +23,10 @@ from typing import Any, Protocol
 
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
+from pytest_gpuperf.consensus import ALONE, Consensus
 from pytest_gpuperf.metrics import analyze
 from pytest_gpuperf.model import DeviceMetrics, Entry, EnvInfo, RoundsInfo, TraceMetrics
+from pytest_gpuperf.ranks import RanksReport
 from pytest_gpuperf.settings import Settings
 from pytest_gpuperf.stats import Estimate, quantile_interval
 from pytest_gpuperf.trace import TraceFormatError, load
@@ -77,6 +79,7 @@ class Measurement:
     wall_s: float = 0.0
     round_clock_mhz: tuple[float, ...] = ()  # empty where the clock could not be read
     comparison: Comparison | None = None  # against the baseline; None: gpuperf compared nothing
+    ranks: RanksReport | None = None  # every rank's figures, under torchrun
 
     @property
     def device(self) -> DeviceMetrics | None:
@@ -141,7 +144,9 @@ def throughput(items: float, p50_ms: Estimate) -> Estimate:
     return Estimate(per_s / p50_ms.value, per_s / p50_ms.high, per_s / p50_ms.low, p50_ms.exact_bounds)
 
 
-def warm_up(backend: Backend, step: Callable[[], Any], settings: Settings) -> tuple[int, float]:
+def warm_up(
+    backend: Backend, step: Callable[[], Any], settings: Settings, consensus: Consensus = ALONE
+) -> tuple[int, float]:
     """Calls made, and the wall time per call (ms, timing overhead included) of the warmup."""
     min_s, calls, chunk = settings.gpuperf_warmup_ms / 1000.0, 0, settings.gpuperf_warmup_calls
     started, previous = time.perf_counter(), None
@@ -151,16 +156,17 @@ def warm_up(backend: Backend, step: Callable[[], Any], settings: Settings) -> tu
         current = statistics.median(times)
         elapsed = time.perf_counter() - started
         steady = previous is not None and abs(current - previous) <= STEADY_TOLERANCE * max(previous, 1e-9)
-        if (
+        done = (
             calls >= settings.gpuperf_warmup_calls
             and elapsed >= min_s
             and (steady or elapsed >= WARMUP_CAP_FACTOR * min_s)
-        ):
+        )
+        if not consensus.any(not done):  # every rank is done
             return calls, elapsed * 1000.0 / calls
         previous = current
         # About a quarter of the minimum time per chunk: enough calls for a stable median.
         per_call_s = max(elapsed / calls, 1e-6)
-        chunk = max(settings.gpuperf_warmup_calls, min(100_000, math.ceil(min_s / 4 / per_call_s)))
+        chunk = consensus.max(max(settings.gpuperf_warmup_calls, min(100_000, math.ceil(min_s / 4 / per_call_s))))
 
 
 def _latency_budgets(budget: dict[str, float], p50: Estimate, p99: Estimate, items: float | None) -> list[BudgetResult]:
@@ -190,13 +196,17 @@ def measure(
     trace_path: Path,
     baseline: Entry | None = None,
     tolerance: float = 0.05,
+    consensus: Consensus = ALONE,
 ) -> Measurement:
     """Measure ``step``; with a ``baseline``, compare with it (more rounds while the
-    latency comparison is inconclusive, as for a budget too close to call)."""
+    latency comparison is inconclusive, as for a budget too close to call). Under torchrun,
+    ``consensus`` makes every rank call the step equally often."""
     wall_started = time.perf_counter()
-    warmup_calls, wall_ms_per_call = warm_up(backend, step, settings)
+    warmup_calls, wall_ms_per_call = warm_up(backend, step, settings, consensus)
     # Rounds are sized in wall time: a 1 us step timed call by call costs more than 1 us a call.
-    calls_per_round = max(MIN_CALLS_PER_ROUND, math.ceil(settings.gpuperf_round_ms / max(wall_ms_per_call, 1e-6)))
+    calls_per_round = consensus.max(
+        max(MIN_CALLS_PER_ROUND, math.ceil(settings.gpuperf_round_ms / max(wall_ms_per_call, 1e-6)))
+    )
     backend.begin_rounds()
     rounds: list[list[float]] = []
     clocks: list[float | None] = []
@@ -212,7 +222,7 @@ def measure(
         if baseline is not None and not undecided:
             so_far = _rounds_entry(rounds, clocks)
             undecided = latency_change(baseline, so_far, tolerance).outcome == INCONCLUSIVE
-        if len(rounds) >= settings.gpuperf_max_rounds or not undecided:
+        if len(rounds) >= settings.gpuperf_max_rounds or not consensus.any(undecided):
             break
     rounds_info = backend.end_rounds()
 

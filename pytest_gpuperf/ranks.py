@@ -1,8 +1,10 @@
-"""Spread of metrics between ranks, given one trace per rank."""
+"""Spread of metrics between ranks: from one trace per rank (``gpuperf analyze``), and
+from what each rank of a torchrun job measured (``--gpuperf`` under torchrun)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_gpuperf.model import TraceMetrics
 
@@ -43,6 +45,56 @@ def rank_spread(per_rank: list[TraceMetrics]) -> RankSpread:
         if values:
             lo, hi = min(values), max(values)
             spreads.append(MetricSpread(metric, lo[0], hi[0], lo[1], hi[1]))
-    nccl = [p.nccl_us for _, p in primaries]
-    imbalance = 100.0 * (max(nccl) - min(nccl)) / max(nccl) if nccl and max(nccl) > 0 else None
-    return RankSpread(ranks, tuple(spreads), imbalance)
+    return RankSpread(ranks, tuple(spreads), imbalance_pct([p.nccl_us for _, p in primaries]))
+
+
+def imbalance_pct(values: list[float]) -> float | None:
+    """(max - min) / max, in percent; None where there is nothing to compare."""
+    return 100.0 * (max(values) - min(values)) / max(values) if values and max(values) > 0 else None
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """What one rank measured for a test."""
+
+    rank: int
+    p50_ms: float
+    p99_ms: float
+    nccl_pct: float | None  # NCCL share of kernel time in the rank's profiled pass
+    nccl_us_per_step: float | None
+
+
+@dataclass(frozen=True)
+class RanksReport:
+    """A test's measurements on every rank of the job."""
+
+    results: tuple[RankResult, ...]
+
+    @classmethod
+    def of(cls, payloads: list[dict[str, Any]]) -> RanksReport:
+        return cls(tuple(sorted((RankResult(**p) for p in payloads), key=lambda r: r.rank)))
+
+    @property
+    def slowest(self) -> RankResult:
+        """The rank with the highest p99: the job waits for it."""
+        return max(self.results, key=lambda r: r.p99_ms)
+
+    @property
+    def nccl_imbalance_pct(self) -> float | None:
+        """(max - min) / max of NCCL kernel time per step between ranks: a rank that spends
+        longer in NCCL is waiting for the others."""
+        values = [r.nccl_us_per_step for r in self.results]
+        known = [v for v in values if v is not None]
+        return imbalance_pct(known) if len(known) == len(values) else None
+
+    def describe(self) -> str:
+        p50s = [r.p50_ms for r in self.results]
+        text = (
+            f"{len(self.results)} ranks: p50 {min(p50s):.4g}-{max(p50s):.4g} ms; "
+            f"slowest p99 {self.slowest.p99_ms:.4g} ms (rank {self.slowest.rank})"
+        )
+        shares = [r.nccl_pct for r in self.results if r.nccl_pct is not None]
+        if len(shares) == len(self.results):
+            text += f"; NCCL {min(shares):.1f}-{max(shares):.1f}% of kernel time"
+        imbalance = self.nccl_imbalance_pct
+        return text + (f"; NCCL time imbalance {imbalance:.1f}%" if imbalance is not None else "")

@@ -171,6 +171,7 @@ def table(session: GpuperfSession) -> list[str]:
             key = (r["baseline"]["status"], r["baseline"]["reason"])
             reasons[key] = reasons.get(key, 0) + 1
     lines += [f"{status} ({n} test{'s' if n > 1 else ''}): {why}" for (status, why), n in reasons.items()]
+    lines += [f"{r['test']}: {r['ranks']['summary']}" for r in results if r.get("ranks")]
     lines += [f"baselines: {line}" for line in session.baseline_lines]
     return lines
 
@@ -230,6 +231,8 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
         f"  measured with {m.env.backend} on {m.env.device}: {rounds} rounds x {m.calls_per_round} calls "
         f"after {m.warmup_calls} warmup calls",
     ]
+    if m.ranks is not None:
+        lines.append(f"  this is rank {session.rank}; {m.ranks.describe()}")
     lines += [f"  {b.describe()}" for b in m.failed]
     lines += baseline_text(m, session)
     if m.rounds_info.throttled:
@@ -279,8 +282,21 @@ def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
         "wall_s": m.wall_s,
         "round_clock_mhz": list(m.round_clock_mhz),
         "baseline": _baseline_dict(m, session),
+        "ranks": _ranks_dict(m),
         "over_budget": bool(m.failed),
         "problems": session.problems(m),
+    }
+
+
+def _ranks_dict(m: Measurement) -> dict[str, Any] | None:
+    if m.ranks is None:
+        return None
+    return {
+        "per_rank": [asdict(r) for r in m.ranks.results],
+        "slowest_rank": m.ranks.slowest.rank,
+        "slowest_p99_ms": m.ranks.slowest.p99_ms,
+        "nccl_imbalance_pct": m.ranks.nccl_imbalance_pct,
+        "summary": m.ranks.describe(),
     }
 
 

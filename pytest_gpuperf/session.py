@@ -17,6 +17,7 @@ from pytest_gpuperf.settings import Settings
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
     from pytest_gpuperf.baseline import BaselineStore
+    from pytest_gpuperf.consensus import Consensus
     from pytest_gpuperf.protocol import Backend, Measurement
 
 SESSION_KEY = pytest.StashKey["GpuperfSession"]()
@@ -44,12 +45,33 @@ class GpuperfSession:
     remote: list[dict[str, Any]] = field(default_factory=list)  # results sent by pytest-xdist workers
     baseline_lines: list[str] = field(default_factory=list)  # what the end of the session did to baselines
     machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
+    world_size: int = 1  # ranks of the torchrun job this process is one of
+    rank: int = 0
+    _consensus: Consensus | None = None
     _scratch: Path | None = None
     _traces: int = 0
 
     @property
     def active(self) -> bool:
         return self.backend is not None
+
+    def consensus(self) -> Consensus:
+        """How this process agrees with the other ranks (itself alone outside torchrun)."""
+        if self._consensus is None:
+            from pytest_gpuperf.consensus import ALONE
+
+            if self.world_size > 1:
+                from pytest_gpuperf.cuda.distributed import TorchDistributed
+
+                self._consensus = TorchDistributed()
+            else:
+                self._consensus = ALONE
+        return self._consensus
+
+    @property
+    def reporting(self) -> bool:
+        """Whether this process reports and writes files: rank 0 of a torchrun job, or the only one."""
+        return self.world_size == 1 or self.rank == 0
 
     def scratch(self) -> Path:
         if self._scratch is None:
@@ -63,6 +85,8 @@ class GpuperfSession:
             assert self.backend is not None
             env = self.backend.env()
             key = self.machine_key or machine_key(env)
+            if self.world_size > 1 and not self.machine_key:
+                key = f"{key}-x{self.world_size}"  # a job's step differs with its world size
             self.baselines = BaselineStore(
                 self.rootdir / self.settings.gpuperf_baselines_dir, key, Machine.of(env), self.rootdir
             )
@@ -79,16 +103,21 @@ class GpuperfSession:
         module, test = split_test_id(label)
         found = store.lookup(module, test)
         update = self.settings.gpuperf_update_baselines
+        consensus = self.consensus()
         with nvtx_range(label):
-            result = self._measure(item, step, items, label, found.entry, tolerance)
+            result = self._measure(item, step, items, label, found.entry, tolerance, consensus)
             first = result.comparison
-            if first is not None and first.status == REGRESSED and not update:
+            suspected = first is not None and first.status == REGRESSED and not update
+            if consensus.any(suspected):  # every rank measures again, or the step's collectives hang
                 # A suspected regression is measured again before it fails the test.
-                again = self._measure(item, step, items, label, found.entry, tolerance)
-                assert again.comparison is not None
-                worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
-                told = f"{', '.join(worse)}: regressed"
-                result = replace(again, comparison=replace(again.comparison, first_attempt=told))
+                again = self._measure(item, step, items, label, found.entry, tolerance, consensus)
+                if suspected:
+                    assert first is not None and again.comparison is not None
+                    worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
+                    told = f"{', '.join(worse)}: regressed"
+                    again = replace(again, comparison=replace(again.comparison, first_attempt=told))
+                result = again
+        result = self._with_ranks(item, result, consensus)
         if result.comparison is None:
             status = UNREADABLE if found.error else NOT_COMPARED if found.other_setup else NEW
             result = replace(result, comparison=Comparison(status, tolerance * 100.0, reason=found.reason))
@@ -105,8 +134,44 @@ class GpuperfSession:
         item.user_properties.extend(user_properties(result, self.failing(result)))
         return result
 
+    def _with_ranks(self, item: pytest.Item, result: Measurement, consensus: Consensus) -> Measurement:
+        """Every rank's figures for this test (under torchrun), and the budgets they decide."""
+        from pytest_gpuperf.budget import KEYS, judge
+        from pytest_gpuperf.ranks import RanksReport
+
+        ranks = None
+        if consensus.world_size > 1:
+            device = result.device
+            nccl_per_step = device.nccl_us / device.steps if device is not None and device.steps else None
+            payload = {
+                "rank": consensus.rank,
+                "p50_ms": result.p50.value,
+                "p99_ms": result.p99.value,
+                "nccl_pct": device.nccl_pct if device is not None else None,
+                "nccl_us_per_step": nccl_per_step,
+            }
+            ranks = RanksReport.of(consensus.gather(payload))
+        budgets = list(result.budgets)
+        for key, limit in item.stash.get(BUDGET_KEY, {}).items():
+            if KEYS[key].source != "ranks":
+                continue
+            if ranks is None:
+                budgets.append(judge(key, limit, None, "one process: run under torchrun with 2 or more ranks"))
+            elif (imbalance := ranks.nccl_imbalance_pct) is None:
+                budgets.append(judge(key, limit, None, "no NCCL kernel time in every rank's profiled pass"))
+            else:
+                budgets.append(judge(key, limit, imbalance))
+        return replace(result, ranks=ranks, budgets=tuple(budgets))
+
     def _measure(
-        self, item: pytest.Item, step: Any, items: float | None, label: str, baseline: Any, tolerance: float
+        self,
+        item: pytest.Item,
+        step: Any,
+        items: float | None,
+        label: str,
+        baseline: Any,
+        tolerance: float,
+        consensus: Consensus,
     ) -> Measurement:
         from pytest_gpuperf.protocol import measure
 
@@ -123,6 +188,7 @@ class GpuperfSession:
             trace_path=trace_path,
             baseline=baseline,
             tolerance=tolerance,
+            consensus=consensus,
         )
 
     def shown(self, path: Path) -> str:
@@ -182,8 +248,8 @@ class GpuperfSession:
     def finish(self, interrupted: bool) -> None:
         """At the end of the session (the controller's, under xdist): list the entries of
         tests that no longer exist, and write the staged baselines, once."""
-        if self.baselines is None and not self.collected:
-            return
+        if (self.baselines is None and not self.collected) or not self.reporting:
+            return  # under torchrun, rank 0 writes
         store = self.store()
         stale = store.stale(self.collected, self.narrowed)
         update = self.settings.gpuperf_update_baselines
