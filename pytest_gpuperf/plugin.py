@@ -7,13 +7,14 @@ imports nothing heavy; torch is imported only once ``--gpuperf`` asks to measure
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_gpuperf import hooks
+from pytest_gpuperf import gpus, hooks
 from pytest_gpuperf.budget import BudgetError, parse_budget
 from pytest_gpuperf.consensus import launched_rank
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
@@ -53,11 +54,27 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config)
     session = GpuperfSession(settings, rootdir=config.rootpath)
     if settings.gpuperf:
+        _assign_gpu(config, session)  # before the backend starts CUDA in this process
         session.backend, session.note = choose_backend(config, settings)
         session.machine_key = config.hook.pytest_gpuperf_machine_key(config=config, env=session.backend.env())
         session.narrowed = {arg.split("::")[0].removesuffix(".py") for arg in _node_id_args(config)}
         session.rank, session.world_size = launched_rank()
     config.stash[SESSION_KEY] = session
+
+
+def _assign_gpu(config: pytest.Config, session: GpuperfSession) -> None:
+    """On a pytest-xdist worker: its own GPU, and a lock where workers outnumber GPUs."""
+    worker = gpus.worker_index(os.environ)
+    workerinput = getattr(config, "workerinput", None)
+    if worker is None or workerinput is None:
+        return
+    found = gpus.visible_gpus(session.settings.gpuperf_gpus, os.environ)
+    if not found:
+        return
+    session.gpu = gpus.assign(found, worker)
+    os.environ["CUDA_VISIBLE_DEVICES"] = session.gpu
+    if len(found) < int(workerinput.get("workercount", len(found))):
+        session.gpu_lock_dir = gpus.lock_dir_for(str(workerinput.get("testrunuid", "run")))
 
 
 def _node_id_args(config: pytest.Config) -> list[str]:

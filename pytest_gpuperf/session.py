@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.settings import Settings
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
@@ -47,6 +48,8 @@ class GpuperfSession:
     machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
     world_size: int = 1  # ranks of the torchrun job this process is one of
     rank: int = 0
+    gpu: str | None = None  # the GPU this pytest-xdist worker was given
+    gpu_lock_dir: Path | None = None  # set where workers share GPUs: measurements take turns
     _consensus: Consensus | None = None
     _scratch: Path | None = None
     _traces: int = 0
@@ -104,7 +107,7 @@ class GpuperfSession:
         found = store.lookup(module, test)
         update = self.settings.gpuperf_update_baselines
         consensus = self.consensus()
-        with nvtx_range(label):
+        with gpu_turn(self.gpu_lock_dir, self.gpu), nvtx_range(label):
             result = self._measure(item, step, items, label, found.entry, tolerance, consensus)
             first = result.comparison
             suspected = first is not None and first.status == REGRESSED and not update

@@ -46,6 +46,12 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _gpu_ids(text: str) -> str:
+    from pytest_gpuperf.gpus import parse_gpus
+
+    return ",".join(parse_gpus(text))
+
+
 def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -78,6 +84,14 @@ OPTIONS = (
         "{auto,cuda,cpu}",
     ),
     Option("gpuperf_require_gpu", _flag, False, "make a missing GPU, or a budget the device cannot check, an error"),
+    Option(
+        "gpuperf_gpus",
+        _gpu_ids,
+        None,
+        "GPUs to share among pytest-xdist workers, one per worker (ids, e.g. 0,1; default: CUDA_VISIBLE_DEVICES, "
+        "else every GPU NVML sees); with fewer GPUs than workers, measurements on a GPU take turns",
+        "IDS",
+    ),
     Option("gpuperf_warmup_calls", _positive_int, 5, "warmup: at least this many calls (default 5)", "N"),
     Option(
         "gpuperf_warmup_ms", _non_negative_float, 100.0, "warmup: at least this long, then until steady (100)", "MS"
@@ -141,6 +155,7 @@ class Settings:
     gpuperf: bool
     gpuperf_device: str
     gpuperf_require_gpu: bool
+    gpuperf_gpus: str | None
     gpuperf_warmup_calls: int
     gpuperf_warmup_ms: float
     gpuperf_rounds: int
