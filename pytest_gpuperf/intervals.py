@@ -47,3 +47,18 @@ def clip(merged: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
 def gaps(merged: Sequence[Interval]) -> list[Interval]:
     """The idle stretches between consecutive disjoint intervals."""
     return [(merged[i - 1][1], merged[i][0]) for i in range(1, len(merged))]
+
+
+def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    """Where two merged (sorted, disjoint) interval lists overlap."""
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out

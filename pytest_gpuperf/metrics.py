@@ -5,6 +5,7 @@
 - dispatch_ratio = |union of host intervals clipped to the device span, minus the
   union of synchronize calls| / |device busy union|.
 - nccl_pct = 100 * summed durations of kernels whose name contains "nccl" / summed kernel durations.
+- nccl_overlap_pct = 100 * |union(NCCL kernels) & union(other device operations)| / |union(NCCL kernels)|.
 - launches: device ops joined to host calls through the correlation id.
 - gaps: idle stretches between merged busy intervals, attributed to the host when
   the host call that launched the next operation started after the gap began.
@@ -107,6 +108,9 @@ def _device_metrics(
         nccl_pct = 100.0 * nccl_us / kernel_us
     else:
         unavailable["nccl_pct"] = "no kernel time in the trace"
+    nccl_overlap_pct = _nccl_overlap_pct(ops)
+    if nccl_overlap_pct is None:
+        unavailable["nccl_overlap_pct"] = "no NCCL kernels in the trace"
 
     return DeviceMetrics(
         device=device,
@@ -121,6 +125,7 @@ def _device_metrics(
         dispatch_ratio=dispatch_ratio,
         nccl_pct=nccl_pct,
         nccl_us=nccl_us,
+        nccl_overlap_pct=nccl_overlap_pct,
         gemm_us=sum(total for name, (_, total) in by_name.items() if is_gemm(name)),
         elementwise_kernels=sum(count for name, (count, _) in by_name.items() if is_elementwise(name)),
         launches=_launches(ops, trace.api_calls),
@@ -181,6 +186,18 @@ def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[i
         host_us=host_us,
         host_share_pct=100.0 * host_us / total if total > 0 else 0.0,
     )
+
+
+def _nccl_overlap_pct(ops: list[DeviceOp]) -> float | None:
+    """Share of NCCL kernel time (union) during which other device work ran: communication
+    hidden behind computation. None without NCCL kernels."""
+    nccl = [op for op in ops if op.kind == KERNEL and "nccl" in op.name.lower()]
+    if not nccl:
+        return None
+    comm = intervals.merge((op.start, op.end) for op in nccl)
+    other = intervals.merge((op.start, op.end) for op in ops if not (op.kind == KERNEL and "nccl" in op.name.lower()))
+    comm_us = intervals.total(comm)
+    return 100.0 * intervals.total(intervals.intersect(comm, other)) / comm_us if comm_us > 0 else None
 
 
 def _kernels_by_name(kernels: list[DeviceOp]) -> dict[str, tuple[int, float]]:

@@ -78,6 +78,7 @@ class DeviceMetrics:
     dispatch_ratio: float | None
     nccl_pct: float | None
     nccl_us: float
+    nccl_overlap_pct: float | None  # NCCL kernel time with other device work running alongside
     gemm_us: float  # summed durations of matrix-multiply kernels (by name)
     elementwise_kernels: int
     launches: Launches

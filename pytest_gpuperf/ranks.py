@@ -8,7 +8,14 @@ from typing import Any
 
 from pytest_gpuperf.model import TraceMetrics
 
-SPREAD_METRICS = ("gpu_active_pct", "dispatch_ratio", "nccl_pct", "busy_us_per_step", "kernels_per_step")
+SPREAD_METRICS = (
+    "gpu_active_pct",
+    "dispatch_ratio",
+    "nccl_pct",
+    "nccl_overlap_pct",
+    "busy_us_per_step",
+    "kernels_per_step",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class RankResult:
     p99_ms: float
     nccl_pct: float | None  # NCCL share of kernel time in the rank's profiled pass
     nccl_us_per_step: float | None
+    nccl_overlap_pct: float | None = None  # of its NCCL time, the share other device work overlapped
 
 
 @dataclass(frozen=True)
@@ -96,5 +104,8 @@ class RanksReport:
         shares = [r.nccl_pct for r in self.results if r.nccl_pct is not None]
         if len(shares) == len(self.results):
             text += f"; NCCL {min(shares):.1f}-{max(shares):.1f}% of kernel time"
+        overlaps = [r.nccl_overlap_pct for r in self.results if r.nccl_overlap_pct is not None]
+        if len(overlaps) == len(self.results):
+            text += f"; {min(overlaps):.0f}-{max(overlaps):.0f}% of it overlapped by computation"
         imbalance = self.nccl_imbalance_pct
         return text + (f"; NCCL time imbalance {imbalance:.1f}%" if imbalance is not None else "")

@@ -55,7 +55,10 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         f"other {la.other}, unmatched ops {la.unmatched_ops}"
     )
     nccl = _num(m.nccl_pct, ".2f", "unavailable")
-    out.append(f"  NCCL            {nccl} % of kernel time ({m.nccl_us:.1f} us)")
+    overlap = (
+        f", {m.nccl_overlap_pct:.1f}% of it overlapped by other device work" if m.nccl_overlap_pct is not None else ""
+    )
+    out.append(f"  NCCL            {nccl} % of kernel time ({m.nccl_us:.1f} us{overlap})")
     g = m.gaps
     out.append(
         f"  idle gaps       {g.count}, total {g.total_us:.1f} us, median {g.median_us:.2f} us, "

@@ -152,6 +152,7 @@ class GpuperfSession:
                 "p99_ms": result.p99.value,
                 "nccl_pct": device.nccl_pct if device is not None else None,
                 "nccl_us_per_step": nccl_per_step,
+                "nccl_overlap_pct": device.nccl_overlap_pct if device is not None else None,
             }
             ranks = RanksReport.of(consensus.gather(payload))
         budgets = list(result.budgets)

@@ -102,15 +102,16 @@ def test_outside_torchrun_a_process_is_alone() -> None:
 def test_a_ranks_report_names_the_slowest_rank_and_the_nccl_imbalance() -> None:
     report = RanksReport.of(
         [
-            {"rank": 1, "p50_ms": 2.0, "p99_ms": 3.5, "nccl_pct": 40.0, "nccl_us_per_step": 800.0},
-            {"rank": 0, "p50_ms": 1.9, "p99_ms": 2.4, "nccl_pct": 30.0, "nccl_us_per_step": 600.0},
+            {"rank": 1, "p50_ms": 2.0, "p99_ms": 3.5, "nccl_pct": 40, "nccl_us_per_step": 800, "nccl_overlap_pct": 12},
+            {"rank": 0, "p50_ms": 1.9, "p99_ms": 2.4, "nccl_pct": 30, "nccl_us_per_step": 600, "nccl_overlap_pct": 35},
         ]
     )
     assert [r.rank for r in report.results] == [0, 1]
     assert report.slowest.rank == 1
     assert report.nccl_imbalance_pct == pytest.approx(25.0)  # (800 - 600) / 800
     assert report.describe() == (
-        "2 ranks: p50 1.9-2 ms; slowest p99 3.5 ms (rank 1); NCCL 30.0-40.0% of kernel time; NCCL time imbalance 25.0%"
+        "2 ranks: p50 1.9-2 ms; slowest p99 3.5 ms (rank 1); NCCL 30.0-40.0% of kernel time; "
+        "12-35% of it overlapped by computation; NCCL time imbalance 25.0%"
     )
     one_unknown = RanksReport.of(
         [
