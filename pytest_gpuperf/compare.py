@@ -67,15 +67,18 @@ class MetricChange:
     def change_pct(self) -> float:
         return (self.ratio - 1.0) * 100.0
 
-    def brief(self) -> str:
-        change = f"{self.change_pct:+.1f}%" if math.isfinite(self.ratio) else "from none"
+    def brief(self, interval: bool = False) -> str:
+        """``metric old -> new (change)``; with ``interval``, the ratio's 95% CI as well."""
+        if not math.isfinite(self.ratio):  # from zero: no percentage to give
+            change = "from none"
+        else:
+            change = f"{self.change_pct:+.1f}%"
+            if interval and self.low != self.high:
+                change += f", 95% CI {(self.low - 1) * 100:+.1f}% to {(self.high - 1) * 100:+.1f}%"
         return f"{self.metric} {self.baseline:.4g} -> {self.current:.4g} ({change})"
 
     def describe(self) -> str:
-        text = self.brief()
-        if self.low != self.high and math.isfinite(self.ratio):
-            text = f"{text[:-1]}, 95% CI {(self.low - 1) * 100:+.1f}% to {(self.high - 1) * 100:+.1f}%)"
-        text += f": {self.outcome}"
+        text = f"{self.brief(interval=True)}: {self.outcome}"
         return text + (f"; {self.note}" if self.note else "")
 
 

@@ -102,7 +102,7 @@ def _device_metrics(
     kernels = [op for op in ops if op.kind == KERNEL]
     by_name = _kernels_by_name(kernels)  # names repeat: classify each once, not per launch
     kernel_us = sum(total for _, total in by_name.values())
-    nccl_us = sum(total for name, (_, total) in by_name.items() if "nccl" in name.lower())
+    nccl_us = sum(total for name, (_, total) in by_name.items() if is_nccl(name))
     nccl_pct: float | None = None
     if kernel_us > 0:
         nccl_pct = 100.0 * nccl_us / kernel_us
@@ -188,16 +188,22 @@ def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[i
     )
 
 
+def is_nccl(kernel_name: str) -> bool:
+    return "nccl" in kernel_name.lower()
+
+
 def _nccl_overlap_pct(ops: list[DeviceOp]) -> float | None:
     """Share of NCCL kernel time (union) during which other device work ran: communication
     hidden behind computation. None without NCCL kernels."""
-    nccl = [op for op in ops if op.kind == KERNEL and "nccl" in op.name.lower()]
-    if not nccl:
-        return None
-    comm = intervals.merge((op.start, op.end) for op in nccl)
-    other = intervals.merge((op.start, op.end) for op in ops if not (op.kind == KERNEL and "nccl" in op.name.lower()))
+    nccl: list[intervals.Interval] = []
+    other: list[intervals.Interval] = []
+    for op in ops:
+        (nccl if op.kind == KERNEL and is_nccl(op.name) else other).append((op.start, op.end))
+    comm = intervals.merge(nccl)
     comm_us = intervals.total(comm)
-    return 100.0 * intervals.total(intervals.intersect(comm, other)) / comm_us if comm_us > 0 else None
+    if comm_us <= 0:
+        return None
+    return 100.0 * intervals.total(intervals.intersect(comm, intervals.merge(other))) / comm_us
 
 
 def _kernels_by_name(kernels: list[DeviceOp]) -> dict[str, tuple[int, float]]:

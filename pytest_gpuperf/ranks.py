@@ -87,13 +87,17 @@ class RanksReport:
         """The rank with the highest p99: the job waits for it."""
         return max(self.results, key=lambda r: r.p99_ms)
 
+    def every_rank(self, field: str) -> list[float] | None:
+        """A figure from every rank; None where any rank lacks it (a partial spread misleads)."""
+        values = [getattr(r, field) for r in self.results]
+        return None if any(v is None for v in values) else values
+
     @property
     def nccl_imbalance_pct(self) -> float | None:
         """(max - min) / max of NCCL kernel time per step between ranks: a rank that spends
         longer in NCCL is waiting for the others."""
-        values = [r.nccl_us_per_step for r in self.results]
-        known = [v for v in values if v is not None]
-        return imbalance_pct(known) if len(known) == len(values) else None
+        values = self.every_rank("nccl_us_per_step")
+        return imbalance_pct(values) if values is not None else None
 
     def describe(self) -> str:
         p50s = [r.p50_ms for r in self.results]
@@ -101,11 +105,9 @@ class RanksReport:
             f"{len(self.results)} ranks: p50 {min(p50s):.4g}-{max(p50s):.4g} ms; "
             f"slowest p99 {self.slowest.p99_ms:.4g} ms (rank {self.slowest.rank})"
         )
-        shares = [r.nccl_pct for r in self.results if r.nccl_pct is not None]
-        if len(shares) == len(self.results):
+        if (shares := self.every_rank("nccl_pct")) is not None:
             text += f"; NCCL {min(shares):.1f}-{max(shares):.1f}% of kernel time"
-        overlaps = [r.nccl_overlap_pct for r in self.results if r.nccl_overlap_pct is not None]
-        if len(overlaps) == len(self.results):
+        if (overlaps := self.every_rank("nccl_overlap_pct")) is not None:
             text += f"; {min(overlaps):.0f}-{max(overlaps):.0f}% of it overlapped by computation"
         imbalance = self.nccl_imbalance_pct
         return text + (f"; NCCL time imbalance {imbalance:.1f}%" if imbalance is not None else "")
