@@ -7,6 +7,7 @@ export schema (CUPTI_ACTIVITY_KIND_* tables, StringIds, integer nanoseconds).
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,12 @@ MEMSET = [(30.5, 0.5, 0, 7)]
 
 def ns(us: float) -> int:
     return EPOCH_NS + round(us * 1000)
+
+
+def run_sql(path: Path, script: str) -> None:
+    """Run statements on a SQLite file and commit them."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(script)
 
 
 def build_export(path: Path) -> Path:
@@ -151,10 +158,7 @@ def test_nsys_times_far_past_two_to_the_53_keep_nanoseconds(tmp_path: Path) -> N
 
 def test_an_unrelated_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE users (id INTEGER)")
-    conn.commit()
-    conn.close()
+    run_sql(path, "CREATE TABLE users (id INTEGER)")
     with pytest.raises(TraceFormatError, match="no CUPTI_ACTIVITY_KIND_"):
         load(path)
 
@@ -169,24 +173,19 @@ def test_a_corrupt_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_rows_that_end_before_they_start_are_refused(tmp_path: Path) -> None:
     path = build_export(tmp_path / "run.sqlite")
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 5 WHERE correlationId = 1")
-    conn.commit()
-    conn.close()
+    run_sql(path, "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 5 WHERE correlationId = 1")
     with pytest.raises(TraceFormatError, match="ends before it starts"):
         load(path)
 
 
 def test_an_export_with_runtime_calls_only_has_no_gpu_metrics(tmp_path: Path) -> None:
     path = tmp_path / "host.sqlite"
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA.split("CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL")[0])
-    conn.execute(
-        "CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER, end INTEGER, correlationId INTEGER, nameId INTEGER)"
+    run_sql(
+        path,
+        SCHEMA.split("CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL")[0] + "CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME "
+        "(start INTEGER, end INTEGER, correlationId INTEGER, nameId INTEGER);\n"
+        "INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (0, 10, 1, 1);",
     )
-    conn.execute("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (0, 10, 1, 1)")
-    conn.commit()
-    conn.close()
     result = analyze(load(path))
     assert result.primary is None
     assert result.to_dict()["gpu_active_pct"] is None
