@@ -19,8 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.plots
+from benchmarks.plots import png
 
 FIXED = 1.10
 
@@ -91,37 +95,29 @@ def markdown(table: list[dict[str, Any]]) -> str:
 
 
 def plot(table: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     workloads = list(dict.fromkeys(r["workload"] for r in table))
-    fig, axes = plt.subplots(1, len(workloads), figsize=(4 * len(workloads), 3.4), sharey=True)
-    for ax, workload in zip(axes, workloads, strict=True):
-        mine = [r for r in table if r["workload"] == workload]
-        labels = ["A/A" if r["delay_pct"] == 0 else f"{r['delay_pct']:g}%" for r in mine]
-        x = range(len(mine))
-        width = 0.2
-        for offset, (key, name) in enumerate(
-            [
-                ("gpuperf_p50_regressed", "gpuperf (p50 verdict)"),
-                ("fixed10", "fixed 10%"),
-                ("pb_plain", "pytest-benchmark"),
-                ("pb_synced", "pytest-benchmark synced"),
-            ]
-        ):
-            heights = [(r[key] or 0) / r["n"] for r in mine]
-            ax.bar([i + (offset - 1.5) * width for i in x], heights, width, label=name)
-        ax.set_xticks(list(x), labels)
-        ax.set_title(workload)
-        ax.set_xlabel("injected GPU delay")
-    axes[0].set_ylabel("share of runs flagged")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Regression alarms per gate (A/A: every alarm is false)", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with png(path, ncols=len(workloads), figsize=(4 * len(workloads), 3.4), sharey=True) as (fig, axes):
+        for ax, workload in zip(axes, workloads, strict=True):
+            mine = [r for r in table if r["workload"] == workload]
+            labels = ["A/A" if r["delay_pct"] == 0 else f"{r['delay_pct']:g}%" for r in mine]
+            x = range(len(mine))
+            width = 0.2
+            for offset, (key, name) in enumerate(
+                [
+                    ("gpuperf_p50_regressed", "gpuperf (p50 verdict)"),
+                    ("fixed10", "fixed 10%"),
+                    ("pb_plain", "pytest-benchmark"),
+                    ("pb_synced", "pytest-benchmark synced"),
+                ]
+            ):
+                heights = [(r[key] or 0) / r["n"] for r in mine]
+                ax.bar([i + (offset - 1.5) * width for i in x], heights, width, label=name)
+            ax.set_xticks(list(x), labels)
+            ax.set_title(workload)
+            ax.set_xlabel("injected GPU delay")
+        axes[0].set_ylabel("share of runs flagged")
+        axes[0].legend(fontsize=7)
+        fig.suptitle("Regression alarms per gate (A/A: every alarm is false)", fontsize=10)
 
 
 def main() -> None:

@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from pytest_gpuperf.stats import quantile_interval
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.plots
+from benchmarks.plots import png
 
 TOOLS = {
     "gpuperf": "gpuperf",
@@ -121,61 +125,45 @@ def cost_table(records: list[dict[str, Any]]) -> str:
 
 
 def plot_truth(records: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     found, refs = ratios(records), references(records)
     workloads = list(refs)
-    fig, ax = plt.subplots(figsize=(9, 3.8))
     width = 0.8 / len(TOOLS)
-    for index, (tool, label) in enumerate(TOOLS.items()):
-        xs, mids, lows, highs = [], [], [], []
-        for i, w in enumerate(workloads):
-            values = found.get((w, tool))
-            if not values:
-                continue
-            mid = statistics.median(values)
-            xs.append(i + (index - (len(TOOLS) - 1) / 2) * width)
-            mids.append(mid)
-            lows.append(mid - min(values))
-            highs.append(max(values) - mid)
-        ax.bar(xs, mids, width, yerr=[lows, highs], label=label, capsize=2)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(workloads)), [f"{w}\n{refs[w]:.3f} ms" for w in workloads])
-    ax.set_ylabel("p50 / CUDA-event reference")
-    ax.set_title("Timing truth: each tool's p50 over the CUDA-event reference (1 = right)", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with png(path, figsize=(9, 3.8)) as (_, ax):
+        for index, (tool, label) in enumerate(TOOLS.items()):
+            xs, mids, lows, highs = [], [], [], []
+            for i, w in enumerate(workloads):
+                values = found.get((w, tool))
+                if not values:
+                    continue
+                mid = statistics.median(values)
+                xs.append(i + (index - (len(TOOLS) - 1) / 2) * width)
+                mids.append(mid)
+                lows.append(mid - min(values))
+                highs.append(max(values) - mid)
+            ax.bar(xs, mids, width, yerr=[lows, highs], label=label, capsize=2)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(workloads)), [f"{w}\n{refs[w]:.3f} ms" for w in workloads])
+        ax.set_ylabel("p50 / CUDA-event reference")
+        ax.set_title("Timing truth: each tool's p50 over the CUDA-event reference (1 = right)", fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
 
 
 def plot_cold(records: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    for r in records:
-        if r["kind"] != "from_cold":
-            continue
-        steady = statistics.median(r["round_medians"])
-        times = [c[0] * 1000 for c in r["chunks"]]
-        ax.plot(times, [c[2] / steady for c in r["chunks"]], label=r["workload"], linewidth=1)
-    ax.axhspan(1 - SETTLED, 1 + SETTLED, color="grey", alpha=0.2, label="within 5% of steady")
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_ylim(0.6, 1.6)
-    ax.set_xlabel("ms since the step's first call")
-    ax.set_ylabel("chunk median / steady p50")
-    ax.set_title("From cold: freshly built steps settling", fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with png(path, figsize=(7, 3.4)) as (_, ax):
+        for r in records:
+            if r["kind"] != "from_cold":
+                continue
+            steady = statistics.median(r["round_medians"])
+            times = [c[0] * 1000 for c in r["chunks"]]
+            ax.plot(times, [c[2] / steady for c in r["chunks"]], label=r["workload"], linewidth=1)
+        ax.axhspan(1 - SETTLED, 1 + SETTLED, color="grey", alpha=0.2, label="within 5% of steady")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_ylim(0.6, 1.6)
+        ax.set_xlabel("ms since the step's first call")
+        ax.set_ylabel("chunk median / steady p50")
+        ax.set_title("From cold: freshly built steps settling", fontsize=10)
+        ax.legend(fontsize=7)
 
 
 def main() -> None:
