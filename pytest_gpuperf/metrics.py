@@ -108,7 +108,7 @@ def _device_metrics(
         nccl_pct = 100.0 * nccl_us / kernel_us
     else:
         unavailable["nccl_pct"] = "no kernel time in the trace"
-    nccl_overlap_pct = _nccl_overlap_pct(ops)
+    nccl_overlap_pct = _nccl_overlap_pct(ops, {name for name in by_name if is_nccl(name)})
     if nccl_overlap_pct is None:
         unavailable["nccl_overlap_pct"] = "no NCCL kernels in the trace"
 
@@ -192,13 +192,16 @@ def is_nccl(kernel_name: str) -> bool:
     return "nccl" in kernel_name.lower()
 
 
-def _nccl_overlap_pct(ops: list[DeviceOp]) -> float | None:
+def _nccl_overlap_pct(ops: list[DeviceOp], nccl_names: set[str]) -> float | None:
     """Share of NCCL kernel time (union) during which other device work ran: communication
-    hidden behind computation. None without NCCL kernels."""
+    hidden behind computation. None without NCCL kernels. ``nccl_names``: the kernel names
+    classified once each, not once per launch."""
+    if not nccl_names:
+        return None
     nccl: list[intervals.Interval] = []
     other: list[intervals.Interval] = []
     for op in ops:
-        (nccl if op.kind == KERNEL and is_nccl(op.name) else other).append((op.start, op.end))
+        (nccl if op.kind == KERNEL and op.name in nccl_names else other).append((op.start, op.end))
     comm = intervals.merge(nccl)
     comm_us = intervals.total(comm)
     if comm_us <= 0:
