@@ -13,14 +13,22 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from pytest_gpuperf.model import Entry, EnvInfo
+from pytest_gpuperf.testids import base_test, module_file, split_test_id
+from pytest_gpuperf.text import brief, count
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number
@@ -126,41 +134,83 @@ def render(machine: Machine, entries: dict[str, Entry]) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: an interrupted
-    write leaves the old file as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    write leaves the old file as it was. A symbolic link is written through (its target
+    is replaced); the file keeps its mode, and a new one gets 0666 less the umask."""
+    target = path.resolve() if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    current = os.umask(0o022)  # reading the umask means setting it: set it straight back
+    os.umask(current)
+    return current
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a baseline folder (flock on the folder itself: no lock file is
+    left behind), so two pytest processes updating one file merge instead of overwriting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # Windows: no flock; concurrent updates of one file are not merged there
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 # --- reading ------------------------------------------------------------------------------------------
+
+MAX_FILE_BYTES = 32 * 2**20  # thousands of tests fit in a few MB
+MAX_DEPTH = 8  # a baseline file nests four levels: tests, a test, its kernels, a count
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where present: much faster
 
 
 def read(path: Path) -> BaselineFile | None:
     """The file's baselines; None if there is no file. Raises BaselineError."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise BaselineError(path, f"{size} bytes: larger than a baseline file can be ({MAX_FILE_BYTES} bytes)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(path, f"cannot be read: {exc}") from None
-    loader = yaml.SafeLoader(text)
+    return parse(path, text)
+
+
+def parse(path: Path, text: str) -> BaselineFile:
+    """Baselines from a file's text; ``path`` names it in errors. Raises BaselineError."""
+    node = _compose(path, text)
+    _check_shape(path, node)
+    loader = _Loader("")
     try:
-        node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise BaselineError(path, f"not valid baseline YAML: {problem}", mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise BaselineError(path, f"not valid baseline YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # a tag the safe loader refuses (!!python/object...)
+        raise BaselineError(path, f"not valid baseline YAML: {_problem(exc)}", _error_line(exc, text)) from None
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:  # an integer of 5000 digits
+        line = node.start_mark.line + 1 if node is not None else None
+        raise BaselineError(path, f"not valid baseline YAML: {brief(str(exc), 200)}", line) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -170,7 +220,7 @@ def read(path: Path) -> BaselineFile | None:
     if schema != SCHEMA:
         raise BaselineError(
             path,
-            f"schema {schema!r} is not one this pytest-gpuperf reads (it reads schema {SCHEMA}); "
+            f"schema {brief(schema)} is not one this pytest-gpuperf reads (it reads schema {SCHEMA}); "
             "upgrade pytest-gpuperf, or move the file away and re-record with --gpuperf-update-baselines",
             lines.get(("schema",), 1),
         )
@@ -184,6 +234,57 @@ def read(path: Path) -> BaselineFile | None:
     return BaselineFile(path, machine, entries, text)
 
 
+def _compose(path: Path, text: str) -> yaml.Node | None:
+    """The document's node graph (not yet Python values); syntax errors name the line."""
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the pure-Python reader refuses control characters here
+        raise BaselineError(path, f"not valid baseline YAML: {_problem(exc)}", _error_line(exc, text)) from None
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    except yaml.YAMLError as exc:
+        raise BaselineError(path, f"not valid baseline YAML: {_problem(exc)}", _error_line(exc, text)) from None
+    except RecursionError:
+        raise BaselineError(path, "not valid baseline YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    return brief(" ".join(p for p in parts if p) or str(exc), 200).strip("'\"")
+
+
+def _error_line(exc: yaml.YAMLError, text: str) -> int | None:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(exc, "position", None)  # a ReaderError: a character the reader refuses
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+
+
+def _check_shape(path: Path, root: yaml.Node | None) -> None:
+    """Refuse what no baseline file holds and what would blow up when built: anchors and
+    aliases (an alias bomb of a few hundred bytes expands to gigabytes), deep nesting."""
+    if root is None:
+        return
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        line = node.start_mark.line + 1
+        if id(node) in seen:
+            raise BaselineError(path, "anchors and aliases (& and *) are not used in baseline files", line)
+        seen.add(id(node))
+        if depth > MAX_DEPTH:
+            raise BaselineError(path, f"nested more than {MAX_DEPTH} levels deep", line)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+
+
 def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
     """1-based line of every mapping key, by its path from the root (three levels suffice)."""
     lines: dict[tuple[str, ...], int] = {}
@@ -192,6 +293,8 @@ def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
         if not isinstance(node, yaml.MappingNode) or len(prefix) > 2:
             return
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
             path = (*prefix, str(key.value))
             lines[path] = key.start_mark.line + 1
             walk(value, path)
@@ -204,48 +307,56 @@ def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
 def _machine(path: Path, raw: Any, lines: dict[tuple[str, ...], int]) -> Machine:
     if not isinstance(raw, dict) or not isinstance(raw.get("gpu"), str):
         raise BaselineError(path, "machine: expected a mapping with at least gpu", lines.get(("machine",), 1))
-    unknown = set(raw) - {f.name for f in fields(Machine)}
+    unknown = set(map(str, raw)) - {f.name for f in fields(Machine)}
     if unknown:
-        raise BaselineError(path, f"machine: unknown keys {sorted(unknown)}", lines.get(("machine",)))
+        raise BaselineError(path, f"machine: unknown keys {brief(sorted(unknown))}", lines.get(("machine",)))
+    if not all(isinstance(v, (str, int, float)) or v is None for v in raw.values()):
+        raise BaselineError(path, "machine: expected text values", lines.get(("machine",)))
     text = {str(k): None if v is None else str(v) for k, v in raw.items()}
     return Machine(str(raw["gpu"]), text.get("driver"), text.get("cuda"), text.get("torch"))
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a number, 0 or more, not {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, 0 or more, not {brief(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer
+        number = math.inf
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"expected a finite number, 0 or more, not {brief(value)}")
+    return number
 
 
 def _positive(value: Any) -> float:
     number = _number(value)
     if number <= 0:
-        raise ValueError(f"expected a number above 0, not {value!r}")
+        raise ValueError(f"expected a number above 0, not {brief(value)}")
     return number
 
 
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"expected a whole number, 1 or more, not {value!r}")
+        raise ValueError(f"expected a whole number, 1 or more, not {brief(value)}")
     return value
 
 
 def _series(value: Any) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"expected a non-empty list of numbers, not {value!r}")
+        raise ValueError(f"expected a non-empty list of numbers, not {brief(value)}")
     return tuple(_positive(v) for v in value)
 
 
 def _interval(value: Any) -> tuple[float, float]:
     series = _series(value)
     if len(series) != 2 or series[0] > series[1]:
-        raise ValueError(f"expected [low, high], not {value!r}")
+        raise ValueError(f"expected [low, high], not {brief(value)}")
     return series[0], series[1]
 
 
 def _kernel_counts(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping of kernel name to launches per step, not {value!r}")
+        raise ValueError(f"expected a mapping of kernel name to launches per step, not {brief(value)}")
     return {str(name): _number(count) for name, count in value.items()}
 
 
@@ -282,9 +393,9 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
 
     if not isinstance(raw, dict):
         raise bad("expected a mapping of metrics")
-    unknown = set(raw) - set(ENTRY_FIELDS)
+    unknown = set(map(str, raw)) - set(ENTRY_FIELDS)
     if unknown:
-        raise bad(f"unknown keys {sorted(unknown)}", sorted(unknown)[0])
+        raise bad(f"unknown keys {brief(sorted(unknown))}", sorted(unknown)[0])
     values: dict[str, Any] = {}
     for key, kind in ENTRY_FIELDS.items():
         if key not in raw:
@@ -293,7 +404,7 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
             continue
         try:
             values[key] = kind.parse(raw[key])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise bad(f"{key}: {exc}", key) from None
     return Entry(**values)
 
@@ -304,18 +415,6 @@ def entry_from_dict(data: dict[str, Any]) -> Entry:
 
 
 # --- the session's store ------------------------------------------------------------------------------
-
-
-def split_test_id(test_id: str) -> tuple[str, str]:
-    """``dir/test_mod.py::Class::test[p]#2`` -> (``dir/test_mod``, ``Class::test[p]#2``)."""
-    module, _, test = test_id.partition("::")
-    return module.removesuffix(".py"), test
-
-
-def base_test(name: str) -> str:
-    """The test an entry belongs to: a second measurement in one test is ``test#2``."""
-    head, hash_, tail = name.rpartition("#")
-    return head if hash_ and tail.isdigit() else name
 
 
 @dataclass(frozen=True)
@@ -361,8 +460,15 @@ class BaselineStore:
             return Lookup(path, None, "recorded on another setup: " + "; ".join(differences), other_setup=True)
         return Lookup(path, found.entries[test])
 
-    def stage(self, module: str, test: str, entry: Entry) -> None:
+    def stage(self, module: str, test: str, entry: Entry) -> str | None:
+        """Stage ``entry`` to be written; refused (with why) if it could not be read back,
+        since a file that cannot be read blocks every later update of its module."""
+        try:
+            entry_from_dict(entry_to_dict(entry))
+        except (TypeError, ValueError) as exc:
+            return f"{module}.py::{test}: not recorded: {exc}"
         self.staged.setdefault(module, {})[test] = entry
+        return None
 
     def stale(self, collected: dict[str, set[str]], narrowed: set[str]) -> dict[str, list[str]]:
         """Entries of tests that no longer exist, by module: the module was collected
@@ -372,7 +478,7 @@ class BaselineStore:
             return found
         for path in sorted(self.directory.rglob("*.yaml")):
             module = path.relative_to(self.directory).with_suffix("").as_posix()
-            gone = not (self.rootdir / f"{module}.py").exists()
+            gone = not module_file(self.rootdir, module).exists()
             if not gone and (module not in collected or module in narrowed):
                 continue
             baseline = self._file(path)
@@ -384,40 +490,60 @@ class BaselineStore:
                 found[module] = names
         return found
 
-    def flush(self, stale: dict[str, list[str]], remove_stale: bool) -> list[str]:
-        """Write every file with a staged or removed entry; what was done, in lines."""
+    def flush(self, stale: dict[str, list[str]], remove_stale: bool, whole: bool) -> list[str]:
+        """Write every file with a staged or removed entry; what was done, in lines.
+
+        Each file is re-read under the folder's lock and this run's changes applied to what
+        is there now, so two processes updating one file keep each other's entries.
+        ``whole``: the run measured whole modules (no -k, -m or test ids), so a file recorded
+        on another setup may be replaced by this run's entries alone."""
         lines = []
-        for module in sorted(set(self.staged) | (set(stale) if remove_stale else set())):
-            path = self.path(module)
-            existing = self._file(path)
-            if isinstance(existing, BaselineError):
-                lines.append(f"not written, the file is unreadable: {existing}")
-                continue
-            staged = self.staged.get(module, {})
-            entries: dict[str, Entry] = {}
-            if existing is not None and not existing.machine.differences(self.machine):
-                entries.update(existing.entries)
-            elif existing is not None:
-                dropped = sorted(set(existing.entries) - set(staged))
-                if dropped:
-                    why = "; ".join(existing.machine.differences(self.machine))
-                    lines.append(
-                        f"{path}: recorded on another setup ({why}); re-recorded here, dropping "
-                        f"{len(dropped)} entries not measured in this run: {', '.join(dropped)}"
-                    )
-            entries.update(staged)
-            removed = [name for name in stale.get(module, []) if name in entries] if remove_stale else []
-            for name in removed:
-                del entries[name]
-            text = render(self.machine, entries)
-            if existing is not None and text == existing.text:
-                continue
-            if not entries:
-                path.unlink(missing_ok=True)
-                lines.append(f"{path}: removed (no tests left)")
-                continue
-            write_atomic(path, text)
-            parts = [f"{len(staged)} recorded"] if staged else []
-            parts += [f"{len(removed)} removed"] if removed else []
-            lines.append(f"{path}: written ({', '.join(parts)})")
+        with folder_lock(self.directory):
+            for module in sorted(set(self.staged) | (set(stale) if remove_stale else set())):
+                line = self._flush_module(module, stale.get(module, []) if remove_stale else [], whole)
+                if line:
+                    lines.append(line)
         return lines
+
+    def _flush_module(self, module: str, removed_names: list[str], whole: bool) -> str | None:
+        path = self.path(module)
+        try:
+            existing = read(path)
+        except BaselineError as exc:
+            return f"not written, the file is unreadable: {exc}"
+        staged = self.staged.get(module, {})
+        entries: dict[str, Entry] = {}
+        note = ""
+        if existing is not None and not existing.machine.differences(self.machine):
+            entries.update(existing.entries)
+        elif existing is not None:
+            dropped = sorted(set(existing.entries) - set(staged))
+            why = "; ".join(existing.machine.differences(self.machine))
+            if dropped and not whole:
+                return (
+                    f"{path}: not written: recorded on another setup ({why}), and this run measured only part "
+                    f"of the module; re-record it whole (--gpuperf-update-baselines without -k, -m or test ids)"
+                )
+            if dropped:
+                note = (
+                    f"; recorded on another setup ({why}): re-recorded here, dropping "
+                    f"{count(len(dropped), 'entry', 'entries')} not measured in this run: {', '.join(dropped)}"
+                )
+        entries.update(staged)
+        removed = [name for name in removed_names if name in entries and name not in staged]
+        for name in removed:
+            del entries[name]
+        text = render(self.machine, entries)
+        if existing is not None and text == existing.text:
+            return None
+        if not entries:
+            path.unlink(missing_ok=True)
+            return f"{path}: removed (no tests left)"
+        try:
+            parse(path, text)  # never write what could not be read back
+        except BaselineError as exc:
+            return f"{path}: not written: the new text would not read back ({exc.problem})"
+        write_atomic(path, text)
+        parts = [f"{len(staged)} recorded"] if staged else []
+        parts += [f"{len(removed)} removed"] if removed else []
+        return f"{path}: written ({', '.join(parts)}){note}"

@@ -56,10 +56,20 @@ def parse_budget(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, 
     for key, value in kwargs.items():
         if key not in KEYS:
             raise BudgetError(f"unknown key {key!r}; keys: {', '.join(KEYS)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise BudgetError(f"{key}={value!r}: expected a finite number, 0 or more")
-        budget[key] = float(value)
+        budget[key] = budget_number(key, value)
     return budget
+
+
+def budget_number(key: str, value: Any) -> float:
+    """A marker's number as a float: finite, 0 or more (a 400-digit int overflows a float)."""
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not (math.isfinite(number) and number >= 0):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise BudgetError(f"{key}={shown}: expected a finite number, 0 or more")
+    return number
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ class BudgetResult:
         if self.status == PASS:
             relation = ">=" if self.higher_is_better else "<="
         over = abs(self.value - self.limit) / self.limit * 100 if self.limit else math.inf
-        side = "short of" if self.higher_is_better else "over"
+        side = "short" if self.higher_is_better else "over"
         tail = f" ({side} by {over:.1f}%)" if self.status == FAIL else ""
         mark = " (marginal: decided at the round cap)" if self.marginal else ""
         return f"{self.metric} = {self.value:.4g}{unit}{interval} {relation} budget {self.limit:.4g}{unit}{tail}{mark}"

@@ -305,7 +305,9 @@ def rounds_to_decide(
             "the change lies within the baseline's own spread of the tolerance: more rounds now cannot decide it; "
             "re-record the baseline with more rounds (--gpuperf-rounds)"
         )
-    needed = math.ceil(rounds * (half_new / (boundary - half_old)) ** 2)
+    # The estimate assumes the interval narrows as 1/sqrt(rounds); where it says fewer rounds
+    # than were measured, that did not hold: advise twice as many, never fewer.
+    needed = max(math.ceil(rounds * (half_new / (boundary - half_old)) ** 2), 2 * rounds)
     if needed > MAX_ROUNDS_ADVICE:
         return f"too close to the {tolerance * 100:g}% tolerance to decide in a practical number of rounds"
     return f"about {needed} rounds would decide it (--gpuperf-rounds {needed}; {rounds} were measured)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -9,6 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_gpuperf.session import SESSION_KEY, GpuperfSession, nvtx_range
+from pytest_gpuperf.text import brief
 
 T = TypeVar("T")
 
@@ -27,8 +30,7 @@ class GpuProfiler:
         self._session = session
 
     def __call__(self, fn: Callable[..., T], *args: Any, items: float | None = None, **kwargs: Any) -> T:
-        if items is not None and (isinstance(items, bool) or not isinstance(items, (int, float)) or items <= 0):
-            raise ValueError(f"gpu_profiler: items must be a positive number, not {items!r}")
+        check_items(items)
         if self._session is None or not self._session.active:
             return fn(*args, **kwargs)
         last: list[T] = []
@@ -42,6 +44,20 @@ class GpuProfiler:
     def region(self, name: str) -> AbstractContextManager[Any]:
         """An NVTX range around part of a step, shown by name in Nsight Systems."""
         return nvtx_range(name)
+
+
+def check_items(items: object) -> None:
+    """``items=`` is work per call: a finite number above 0 (NaN or inf would be written
+    into a baseline that could then not be read back)."""
+    if items is None:
+        return
+    number = items if isinstance(items, (int, float)) and not isinstance(items, bool) else math.nan
+    try:
+        finite = math.isfinite(number) and number > 0
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError(f"gpu_profiler: items must be a finite number above 0, not {brief(items)}")
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
-"""Timing on the host clock, for machines without CUDA (CPU CI runs the whole path)."""
+"""Timing on the host clock, for machines without CUDA (CPU CI runs the whole path).
+
+The device it names is the CPU model and torch's thread count: a step timed with one
+thread is not comparable with one timed with eight, so CPU baselines are kept apart
+by both (``baselines/<cpu model>-<n>-threads/``).
+"""
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -11,17 +17,35 @@ from typing import Any
 from pytest_gpuperf.model import EnvInfo, RoundsInfo
 
 NO_GPU = "host clock: there is no GPU to profile"
+HOST_CLOCK = "host-clock"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says, else "cpu"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 class HostClockBackend:
-    name = "host-clock"
+    name = HOST_CLOCK
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # torch's intra-op threads; None where unknown
 
     def env(self) -> EnvInfo:
         try:
             torch_version: str | None = metadata.version("torch")
         except metadata.PackageNotFoundError:
             torch_version = None
-        return EnvInfo(self.name, "cpu", torch=torch_version)
+        threads = f", {self.threads} torch thread{'s' if self.threads != 1 else ''}" if self.threads else ""
+        return EnvInfo(self.name, f"cpu: {cpu_model()}{threads}", torch=torch_version)
 
     def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
         times = []

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_gpuperf import gpus, hooks
-from pytest_gpuperf.budget import BudgetError, parse_budget
+from pytest_gpuperf.budget import BudgetError, budget_number, parse_budget
+from pytest_gpuperf.testids import checked_machine_key, module_key, split_test_id
 from pytest_gpuperf.consensus import launched_rank
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.session import (
@@ -24,9 +25,11 @@ from pytest_gpuperf.session import (
     SESSION_KEY,
     TOLERANCE_KEY,
     GpuperfSession,
+    GpuperfWarning,
     choose_backend,
+    test_id,
 )
-from pytest_gpuperf.settings import add_options, resolve
+from pytest_gpuperf.settings import OPTIONS, add_options, resolve
 
 __all__ = ["cuda_graph", "gpu_profiler", "kv_pool"]
 
@@ -56,10 +59,26 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.gpuperf:
         _assign_gpu(config, session)  # before the backend starts CUDA in this process
         session.backend, session.note = choose_backend(config, settings)
-        session.machine_key = config.hook.pytest_gpuperf_machine_key(config=config, env=session.backend.env())
-        session.narrowed = {arg.split("::")[0].removesuffix(".py") for arg in _node_id_args(config)}
+        key = config.hook.pytest_gpuperf_machine_key(config=config, env=session.backend.env())
+        try:
+            session.machine_key = None if key is None else checked_machine_key(key)
+        except ValueError as exc:
+            raise pytest.UsageError(f"pytest_gpuperf_machine_key: {exc}") from None
+        session.narrowed = _narrowed_modules(config)
         session.rank, session.world_size = launched_rank()
+    else:
+        _warn_unused_options(config)
     config.stash[SESSION_KEY] = session
+
+
+def _warn_unused_options(config: pytest.Config) -> None:
+    """gpuperf's other flags do nothing without --gpuperf: say so rather than ignore them."""
+    given = [o.flag for o in OPTIONS if o.name != "gpuperf" and config.getoption(o.name) is not None]
+    if given:
+        config.issue_config_time_warning(
+            GpuperfWarning(f"{', '.join(given)} without --gpuperf: nothing is measured, so {'they do' if len(given) > 1 else 'it does'} nothing"),
+            stacklevel=2,
+        )
 
 
 def _assign_gpu(config: pytest.Config, session: GpuperfSession) -> None:
@@ -77,17 +96,10 @@ def _assign_gpu(config: pytest.Config, session: GpuperfSession) -> None:
         session.gpu_lock_dir = gpus.lock_dir_for(str(workerinput.get("testrunuid", "run")))
 
 
-def _node_id_args(config: pytest.Config) -> list[str]:
-    """Arguments naming tests inside a module (path::test), relative to the rootdir."""
-    out = []
-    for arg in config.args:
-        if "::" in arg:
-            path = Path(arg.split("::")[0]).resolve()
-            try:
-                out.append(path.relative_to(config.rootpath).as_posix() + "::" + arg.split("::", 1)[1])
-            except ValueError:
-                continue
-    return out
+def _narrowed_modules(config: pytest.Config) -> set[str]:
+    """Baseline keys of the modules that arguments name tests inside of (path::test)."""
+    base = config.invocation_params.dir
+    return {module_key(base / arg.split("::")[0], config.rootpath) for arg in config.args if "::" in arg}
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -108,8 +120,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_itemcollected(item: pytest.Item) -> None:
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.active:
-        module, _, test = item.nodeid.partition("::")
-        session.collected.setdefault(module.removesuffix(".py"), set()).add(test)
+        module, test = split_test_id(test_id(item))
+        session.collected.setdefault(module, set()).add(test)
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -133,12 +145,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _tolerance(nodeid: str, marker: pytest.Mark) -> float:
-    value = marker.kwargs.get("tolerance_pct")
     if marker.args or set(marker.kwargs) != {"tolerance_pct"}:
         raise pytest.UsageError(f"{nodeid}: gpu_baseline takes one keyword argument, tolerance_pct=")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise pytest.UsageError(f"{nodeid}: gpu_baseline tolerance_pct={value!r}: expected a number, 0 or more")
-    return float(value) / 100.0
+    try:
+        return budget_number("tolerance_pct", marker.kwargs["tolerance_pct"]) / 100.0
+    except BudgetError as exc:
+        raise pytest.UsageError(f"{nodeid}: gpu_baseline {exc}") from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -151,8 +163,35 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if inspect.iscoroutinefunction(function):
         return None
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    session.measure(pyfuncitem, lambda: function(**arguments), None)
+    if "benchmark" in arguments:
+        # pytest-benchmark's fixture may be called once per test: the body runs once, and the
+        # step handed to the fixture is what gpuperf measures.
+        arguments["benchmark"] = MeasuredBenchmark(arguments["benchmark"], lambda step: session.measure(pyfuncitem, step, None))
+        function(**arguments)
+    else:
+        session.measure(pyfuncitem, lambda: function(**arguments), None)
     return True
+
+
+class MeasuredBenchmark:
+    """pytest-benchmark's ``benchmark`` fixture in a budgeted test under --gpuperf: the step
+    given to it is measured by gpuperf first, then handed on to pytest-benchmark."""
+
+    def __init__(self, fixture: Any, measure: Callable[[Callable[[], Any]], Any]) -> None:
+        self._fixture = fixture
+        self._measure = measure
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self._measure(lambda: fn(*args, **kwargs))
+        return self._fixture(fn, *args, **kwargs)
+
+    def pedantic(self, target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, **options: Any) -> Any:
+        if setup is None:  # with a setup, each call's arguments come from it: pytest-benchmark alone times it
+            self._measure(lambda: target(*args, **(kwargs or {})))
+        return self._fixture.pedantic(target, args=args, kwargs=kwargs, setup=setup, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fixture, name)
 
 
 @pytest.hookimpl(wrapper=True)

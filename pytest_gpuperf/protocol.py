@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
 from pytest_gpuperf.consensus import ALONE, Consensus
+from pytest_gpuperf.hostclock import HOST_CLOCK
 from pytest_gpuperf.metrics import analyze
 from pytest_gpuperf.model import DeviceMetrics, Entry, EnvInfo, RoundsInfo, TraceMetrics
 from pytest_gpuperf.ranks import RanksReport
@@ -144,45 +145,82 @@ def throughput(items: float, p50_ms: Estimate) -> Estimate:
     return Estimate(per_s / p50_ms.value, per_s / p50_ms.high, per_s / p50_ms.low, p50_ms.exact_bounds)
 
 
+class MeasurementError(RuntimeError):
+    """A backend reported what cannot be a time (NaN, infinite or negative)."""
+
+
+def timed(backend: Backend, step: Callable[[], Any], calls: int) -> list[float]:
+    """The backend's call times, refused when one is not a finite time of 0 or more."""
+    times = backend.call_times_ms(step, calls)
+    bad = [t for t in times if not (isinstance(t, (int, float)) and math.isfinite(t) and t >= 0)]
+    if bad or len(times) != calls:
+        raise MeasurementError(
+            f"the {backend.name} backend returned {len(times)} call times for {calls} calls"
+            + (f", among them {bad[0]!r}" if bad else "")
+            + ": a time must be a finite number of ms, 0 or more"
+        )
+    return times
+
+
 def warm_up(
     backend: Backend, step: Callable[[], Any], settings: Settings, consensus: Consensus = ALONE
 ) -> tuple[int, float]:
-    """Calls made, and the wall time per call (ms, timing overhead included) of the warmup."""
+    """Calls made, and the wall time per call (ms, timing overhead included) of the last
+    warmup chunk: the steady state, not the first calls' compilation or allocation."""
     min_s, calls, chunk = settings.gpuperf_warmup_ms / 1000.0, 0, settings.gpuperf_warmup_calls
     started, previous = time.perf_counter(), None
     while True:
-        times = backend.call_times_ms(step, chunk)
+        chunk_started = time.perf_counter()
+        times = timed(backend, step, chunk)
+        now = time.perf_counter()
         calls += chunk
         current = statistics.median(times)
-        elapsed = time.perf_counter() - started
+        elapsed = now - started
         steady = previous is not None and abs(current - previous) <= STEADY_TOLERANCE * max(previous, 1e-9)
-        done = (
-            calls >= settings.gpuperf_warmup_calls
+        done = (  # two chunks at least: rounds are sized from a chunk after the first calls
+            previous is not None
+            and calls >= settings.gpuperf_warmup_calls
             and elapsed >= min_s
             and (steady or elapsed >= WARMUP_CAP_FACTOR * min_s)
         )
+        per_call_s = max((now - chunk_started) / chunk, 1e-9)
         if not consensus.any(not done):  # every rank is done
-            return calls, elapsed * 1000.0 / calls
+            return calls, per_call_s * 1000.0
         previous = current
         # About a quarter of the minimum time per chunk: enough calls for a stable median.
-        per_call_s = max(elapsed / calls, 1e-6)
         chunk = consensus.max(max(settings.gpuperf_warmup_calls, min(100_000, math.ceil(min_s / 4 / per_call_s))))
 
 
-def _latency_budgets(budget: dict[str, float], p50: Estimate, p99: Estimate, items: float | None) -> list[BudgetResult]:
+def _latency_budgets(
+    budget: dict[str, float], p50: Estimate, p99: Estimate, items: float | None, unjudged: str | None
+) -> list[BudgetResult]:
     results = []
     for key, limit in budget.items():
         if KEYS[key].source != "latency":
             continue
         if key == "p50_ms":
-            results.append(judge(key, limit, p50))
+            value: Estimate | None = p50
         elif key == "p99_ms":
-            results.append(judge(key, limit, p99))
+            value = p99
         elif items:
-            results.append(judge(key, limit, throughput(items, p50)))
+            value = throughput(items, p50)
         else:
             results.append(judge(key, limit, None, "the test passed no items= to gpu_profiler"))
+            continue
+        if unjudged is not None:
+            unit = KEYS[key].unit
+            results.append(judge(key, limit, None, f"{value.value:.4g} {unit} on the host clock; {unjudged}"))
+        else:
+            results.append(judge(key, limit, value))
     return results
+
+
+def _unjudged_latency(backend: Backend, settings: Settings) -> str | None:
+    """Why latency budgets are not judged: a gpu_budget states GPU latency, and with no GPU
+    found (--gpuperf-device auto) a CPU's time says nothing about it."""
+    if backend.name == HOST_CLOCK and settings.gpuperf_device != "cpu":
+        return "the budget states GPU latency and no GPU was found (--gpuperf-device cpu judges it on the host clock)"
+    return None
 
 
 def measure(
@@ -207,17 +245,18 @@ def measure(
     calls_per_round = consensus.max(
         max(MIN_CALLS_PER_ROUND, math.ceil(settings.gpuperf_round_ms / max(wall_ms_per_call, 1e-6)))
     )
+    unjudged = _unjudged_latency(backend, settings)
     backend.begin_rounds()
     rounds: list[list[float]] = []
     clocks: list[float | None] = []
     while True:
-        rounds.append(backend.call_times_ms(step, calls_per_round))
+        rounds.append(timed(backend, step, calls_per_round))
         clocks.append(backend.end_round())
         if len(rounds) < settings.gpuperf_rounds:
             continue
         samples = [t for r in rounds for t in r]
         p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
-        latency = _latency_budgets(budget, p50, p99, items)
+        latency = _latency_budgets(budget, p50, p99, items, unjudged)
         undecided = any(r.status == UNDECIDED for r in latency)
         if baseline is not None and not undecided:
             so_far = _rounds_entry(rounds, clocks)

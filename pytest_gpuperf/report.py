@@ -10,8 +10,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_gpuperf.hostclock import HOST_CLOCK
 from pytest_gpuperf.model import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.ranks import RankSpread
+from pytest_gpuperf.testids import base_test
+from pytest_gpuperf.text import count, printable
 
 if TYPE_CHECKING:
     from pytest_gpuperf.protocol import Measurement
@@ -54,11 +57,13 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         f"  launches        runtime {la.runtime}, driver {la.driver}, graph {la.graph}, "
         f"other {la.other}, unmatched ops {la.unmatched_ops}"
     )
-    nccl = _num(m.nccl_pct, ".2f", "unavailable")
     overlap = (
         f", {m.nccl_overlap_pct:.1f}% of it overlapped by other device work" if m.nccl_overlap_pct is not None else ""
     )
-    out.append(f"  NCCL            {nccl} % of kernel time ({m.nccl_us:.1f} us{overlap})")
+    if m.nccl_pct is None:
+        out.append(f"  NCCL            unavailable ({m.unavailable.get('nccl_pct', 'no kernel time')})")
+    else:
+        out.append(f"  NCCL            {m.nccl_pct:.2f} % of kernel time ({m.nccl_us:.1f} us{overlap})")
     g = m.gaps
     out.append(
         f"  idle gaps       {g.count}, total {g.total_us:.1f} us, median {g.median_us:.2f} us, "
@@ -69,7 +74,7 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         f"memset {m.memset.count} ({m.memset.total_us:.1f} us)"
     )
     for label, calls in (("cudaMalloc", m.allocations), ("cudaFree", m.frees)):
-        out.append(f"  {label:15s} {calls.calls} calls, {calls.slow} over 1 ms, worst {calls.worst_ms:.3f} ms")
+        out.append(f"  {label:15s} {count(calls.calls, 'call')}, {calls.slow} over 1 ms, worst {calls.worst_ms:.3f} ms")
     c = m.classification
     if c is not None:
         out.append(f"  bottleneck      {c.kind} ({c.method})")
@@ -112,14 +117,23 @@ def header(session: GpuperfSession) -> list[str]:
     )
     lines = [f"gpuperf: {env.backend} on {env.device}" + (f" ({versions})" if versions else "")]
     lines.append(
-        f"gpuperf: warmup >= {s.gpuperf_warmup_calls} calls and {s.gpuperf_warmup_ms:g} ms until steady; "
+        f"gpuperf: warmup >= {count(s.gpuperf_warmup_calls, 'call')} and {s.gpuperf_warmup_ms:g} ms until steady; "
         f"{s.gpuperf_rounds} rounds of >= {s.gpuperf_round_ms:g} ms (up to {s.gpuperf_max_rounds} near a budget); "
-        f"profiled pass of {s.gpuperf_profile_steps} steps; traces kept: {s.gpuperf_save_traces}"
+        + _profiling_text(session)
         + ("; L2 cleared before each call" if s.gpuperf_flush_l2 else "")
     )
     if session.note:
         lines.append(f"gpuperf: {session.note}")
     return lines
+
+
+def _profiling_text(session: GpuperfSession) -> str:
+    s = session.settings
+    if session.backend is not None and session.backend.name == HOST_CLOCK:
+        return "no profiled pass (the host clock has no GPU to profile)"
+    if s.gpuperf_profile_steps == 0:
+        return "no profiled pass (--gpuperf-profile-steps 0)"
+    return f"profiled pass of {count(s.gpuperf_profile_steps, 'step')}; traces kept: {s.gpuperf_save_traces}"
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -221,7 +235,7 @@ def baseline_text(m: Measurement, session: GpuperfSession) -> list[str]:
         lines.append(f"    kernels that disappeared: {kernel_list(c.kernels_removed)}")
     if c.first_attempt:
         lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
-    test = m.test_id.split("#")[0]
+    test = base_test(m.test_id)
     lines.append(f'  if the change is intended: pytest --gpuperf --gpuperf-update-baselines "{test}"')
     return lines
 
@@ -231,8 +245,8 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
     what = "gpu_budget failed" if m.failed else "gpuperf failed"
     lines = [
         f"{what}: {m.test_id}",
-        f"  measured with {m.env.backend} on {m.env.device}: {rounds} rounds x {m.calls_per_round} calls "
-        f"after {m.warmup_calls} warmup calls",
+        f"  measured with {m.env.backend} on {m.env.device}: {count(rounds, 'round')} x "
+        f"{count(m.calls_per_round, 'call')} after {count(m.warmup_calls, 'warmup call')}",
     ]
     if m.ranks is not None:
         lines.append(f"  this is rank {session.rank}; {m.ranks.describe()}")
@@ -252,7 +266,7 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
     elif m.trace_unavailable:
         lines.append(f"bottleneck: unknown ({m.trace_unavailable})")
     if m.trace_path is not None and session.settings.gpuperf_save_traces != "none":
-        lines.append(f"trace: {session.trace_target(m)} (opens in Perfetto and TensorBoard)")
+        lines.append(f"trace: {session.shown(session.trace_target(m))} (opens in Perfetto and TensorBoard)")
     return "\n".join(lines)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 import shutil
 import tempfile
 from contextlib import AbstractContextManager, nullcontext
@@ -13,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_gpuperf.deadline import deadline
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.settings import Settings
+from pytest_gpuperf.testids import base_test, file_stem, module_key
+from pytest_gpuperf.text import count
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
     from pytest_gpuperf.baseline import BaselineStore
@@ -96,18 +98,19 @@ class GpuperfSession:
         return self.baselines
 
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
-        from pytest_gpuperf.baseline import split_test_id
+        from pytest_gpuperf.testids import split_test_id
         from pytest_gpuperf.compare import INCONCLUSIVE, NEW, NOT_COMPARED, REGRESSED, SAME, UNREADABLE, Comparison
 
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
-        label = item.nodeid if not done else f"{item.nodeid}#{len(done) + 1}"
+        label = test_id(item) if not done else f"{test_id(item)}#{len(done) + 1}"
         tolerance = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance / 100.0)
         store = self.store()
         module, test = split_test_id(label)
         found = store.lookup(module, test)
         update = self.settings.gpuperf_update_baselines
         consensus = self.consensus()
-        with gpu_turn(self.gpu_lock_dir, self.gpu), nvtx_range(label):
+        limit = deadline(self.settings.gpuperf_timeout, label)
+        with gpu_turn(self.gpu_lock_dir, self.gpu), nvtx_range(label), limit:
             result = self._measure(item, step, items, label, found.entry, tolerance, consensus)
             first = result.comparison
             suspected = first is not None and first.status == REGRESSED and not update
@@ -128,7 +131,9 @@ class GpuperfSession:
         comparison = replace(result.comparison, baseline_file=self.shown(found.path))
         result = replace(result, comparison=comparison)
         if update and found.error is None and comparison.status != SAME:
-            store.stage(module, test, result.entry)
+            refused = store.stage(module, test, result.entry)
+            if refused:
+                self.baseline_lines.append(refused)
         if comparison.status == INCONCLUSIVE and not update:
             unsure = [c.describe() for c in comparison.changes if c.gated and c.outcome == INCONCLUSIVE]
             item.warn(GpuperfWarning(f"{label}: inconclusive against its baseline: {'; '.join(unsure)}"))
@@ -204,7 +209,7 @@ class GpuperfSession:
 
     def recorded(self, m: Measurement) -> bool:
         """Whether this run staged ``m`` as a new baseline entry."""
-        from pytest_gpuperf.baseline import split_test_id
+        from pytest_gpuperf.testids import split_test_id
 
         if self.baselines is None:
             return False
@@ -237,8 +242,7 @@ class GpuperfSession:
         return bool(m.failed or self.problems(m))
 
     def trace_target(self, measurement: Measurement) -> Path:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", measurement.test_id).strip("_")
-        return Path(self.settings.gpuperf_trace_dir) / f"{name}.pt.trace.json.gz"
+        return Path(self.settings.gpuperf_trace_dir) / f"{file_stem(measurement.test_id)}.pt.trace.json.gz"
 
     def keep_trace(self, measurement: Measurement, failed: bool) -> None:
         wanted = self.settings.gpuperf_save_traces
@@ -258,11 +262,11 @@ class GpuperfSession:
         stale = store.stale(self.collected, self.narrowed)
         update = self.settings.gpuperf_update_baselines
         whole = not self.narrowed and not self.deselected and not interrupted
-        self.baseline_lines = store.flush(stale, remove_stale=update and whole)
+        self.baseline_lines += store.flush(stale, remove_stale=update and whole, whole=whole)
         if stale and not (update and whole):
             listed = [f"{module}.py::{name}" for module, names in sorted(stale.items()) for name in names]
             self.baseline_lines.append(
-                f"{len(listed)} entries for tests that no longer exist: {', '.join(listed)}; "
+                f"{count(len(listed), 'entry', 'entries')} for tests that no longer exist: {', '.join(listed)}; "
                 "an update run over whole modules (--gpuperf-update-baselines, without -k, -m or test ids) "
                 "removes them"
             )
@@ -272,8 +276,22 @@ class GpuperfSession:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+def test_id(item: pytest.Item) -> str:
+    """The id a test's measurements and baselines go by: ``<module key>.py::<name>``, the
+    node id for a test inside the rootdir (see ``baseline.module_key`` for one outside)."""
+    name = item.nodeid.partition("::")[2] or item.name
+    return f"{module_key(item.path, item.config.rootpath)}.py::{name}"
+
+
 def user_properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
-    """The measured metrics, as JUnit XML properties."""
+    """The measured metrics, as JUnit XML properties: ``gpuperf_p50_ms`` for a test's first
+    measurement, ``gpuperf#2_p50_ms`` for its second, so no two properties share a name."""
+    _, _, number = m.test_id.rpartition("#")
+    prefix = f"gpuperf#{number}_" if number.isdigit() and base_test(m.test_id) != m.test_id else "gpuperf_"
+    return [(prefix + name.removeprefix("gpuperf_"), value) for name, value in _properties(m, failing)]
+
+
+def _properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
     props: list[tuple[str, object]] = [
         ("gpuperf_backend", m.env.backend),
         ("gpuperf_device", m.env.device),
@@ -320,23 +338,25 @@ def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, 
     custom = config.hook.pytest_gpuperf_make_backend(config=config, settings=settings)
     if custom is not None:
         return custom, None
+    from pytest_gpuperf.cuda.host import cuda_missing, torch_threads
+    from pytest_gpuperf.hostclock import HostClockBackend
+
     device, require = settings.gpuperf_device, settings.gpuperf_require_gpu
     if device == "cpu":
         if require:
             raise pytest.UsageError("--gpuperf-require-gpu contradicts --gpuperf-device cpu")
-        from pytest_gpuperf.hostclock import HostClockBackend
-
-        return HostClockBackend(), "timing with the host clock (--gpuperf-device cpu): GPU metrics are unavailable"
-    import torch
-
-    if torch.cuda.is_available():
+        note = "timing with the host clock (--gpuperf-device cpu): GPU metrics are unavailable"
+        return HostClockBackend(torch_threads()), note
+    why = cuda_missing()
+    if why is None:
         from pytest_gpuperf.cuda.backend import CudaBackend
 
         return CudaBackend(flush_l2=settings.gpuperf_flush_l2), None
-    why = f"torch {torch.__version__} sees no CUDA device"
     if device == "cuda" or require:
         flag = "--gpuperf-device cuda" if device == "cuda" else "--gpuperf-require-gpu"
         raise pytest.UsageError(f"{flag}: {why}")
-    from pytest_gpuperf.hostclock import HostClockBackend
-
-    return HostClockBackend(), f"{why}: timing with the host clock; GPU metrics are unavailable"
+    note = (
+        f"{why}: timing with the host clock; GPU metrics are unavailable, and latency budgets "
+        "(stated for a GPU) are reported, not judged (--gpuperf-device cpu judges them)"
+    )
+    return HostClockBackend(torch_threads()), note

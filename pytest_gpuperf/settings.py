@@ -1,16 +1,25 @@
 """The plugin's options: each a command-line flag and a same-named ini key.
 
 Command line beats ini beats default. One table defines all three, so a flag
-cannot exist without its ini key or its help text.
+cannot exist without its ini key or its help text. Ini keys are declared with
+their type (bool, int, float, string), so pytest 9's native ``[tool.pytest]``
+table takes ``gpuperf = true`` and ``gpuperf_rounds = 3`` as well as ``pytest.ini``
+takes text. A path is relative to where it was given: the current folder for the
+command line, the ini file's folder for an ini key, the rootdir for a default.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# pytest declares int and float ini keys from 8.4 on; before, they are read as text.
+_TYPED_INI = pytest.version_tuple >= (8, 4)
 
 DEVICES = ("auto", "cuda", "cpu")
 SAVE_TRACES = ("none", "failed", "all")
@@ -25,24 +34,47 @@ def _flag(text: str) -> bool:
     raise ValueError(f"expected true or false, not {text!r}")
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, not {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise ValueError(f"must be 1 or more, not {value}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise ValueError(f"must be 0 or more, not {value}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError(f"must be 0 or more, not {value}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, not {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number, 0 or more, not {text}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip() or "\0" in text:
+        raise ValueError(f"expected a path, not {text!r}")
+    return text
+
+
+def _seconds(text: str) -> float:
+    value = _non_negative_float(text)
+    if value <= 0:
+        raise ValueError(f"must be above 0, not {text}")
     return value
 
 
@@ -72,6 +104,21 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def ini_type(self) -> str:
+        """The type pytest reads the ini key as."""
+        if self.metavar is None:
+            return "bool"
+        if _TYPED_INI and self.parse in (_positive_int, _non_negative_int):
+            return "int"
+        if _TYPED_INI and self.parse in (_non_negative_float, _seconds):
+            return "float"
+        return "string"
+
+    @property
+    def is_path(self) -> bool:
+        return self.parse is _path
 
 
 OPTIONS = (
@@ -115,9 +162,9 @@ OPTIONS = (
     ),
     Option(
         "gpuperf_baselines_dir",
-        str,
+        _path,
         "baselines",
-        "baseline folder, relative to the rootdir (default baselines); files are <dir>/<machine>/<module>.yaml",
+        "baseline folder (default: baselines in the rootdir); files are <dir>/<machine>/<module>.yaml",
         "DIR",
     ),
     Option(
@@ -136,9 +183,13 @@ OPTIONS = (
         "per test: @pytest.mark.gpu_baseline(tolerance_pct=...)",
         "PCT",
     ),
-    Option("gpuperf_json", str, None, "write every measurement to this JSON file", "PATH"),
+    Option("gpuperf_json", _path, None, "write every measurement to this JSON file", "PATH"),
     Option(
-        "gpuperf_trace_dir", str, "gpuperf-traces", "where profiler traces are saved (default gpuperf-traces)", "DIR"
+        "gpuperf_trace_dir",
+        _path,
+        "gpuperf-traces",
+        "where profiler traces are saved (default: gpuperf-traces in the rootdir)",
+        "DIR",
     ),
     Option(
         "gpuperf_save_traces",
@@ -146,6 +197,13 @@ OPTIONS = (
         "failed",
         "which traces to keep: none, failed or all (failed)",
         "{none,failed,all}",
+    ),
+    Option(
+        "gpuperf_timeout",
+        _seconds,
+        900.0,
+        "seconds one measurement (warmup, rounds, profiled pass) may take before its test fails (default 900)",
+        "S",
     ),
 )
 
@@ -170,6 +228,7 @@ class Settings:
     gpuperf_json: str | None
     gpuperf_trace_dir: str
     gpuperf_save_traces: str
+    gpuperf_timeout: float
 
 
 assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS]
@@ -185,7 +244,21 @@ def add_options(parser: pytest.Parser) -> None:
             )
         else:
             group.addoption(option.flag, default=None, dest=option.name, metavar=option.metavar, help=help_text)
-        parser.addini(option.name, help=option.help, default=None)
+        parser.addini(option.name, help=option.help, type=option.ini_type, default=None)  # type: ignore[arg-type]
+
+
+def _ini_value(config: pytest.Config, option: Option) -> Any:
+    try:
+        return config.getini(option.name)
+    except (ValueError, TypeError) as exc:  # pytest's own conversion of a typed key
+        raise pytest.UsageError(f"ini key {option.name}: {exc}") from None
+
+
+def _text(raw: Any) -> str:
+    """A value as the parsers read it: TOML's true is the text true, not Python's True."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return str(raw)
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -193,18 +266,22 @@ def resolve(config: pytest.Config) -> Settings:
     values: dict[str, Any] = {}
     for option in OPTIONS:
         cli = config.getoption(option.name)
-        ini = config.getini(option.name)
+        ini = _ini_value(config, option)
         if cli is not None:
-            raw, source = cli, option.flag
+            raw, source, base = cli, option.flag, config.invocation_params.dir
         elif ini not in (None, "", []):
             raw, source = ini, f"ini key {option.name}"
+            base = config.inipath.parent if config.inipath is not None else config.rootpath
         else:
-            values[option.name] = option.default
-            continue
+            raw, source, base = option.default, "default", config.rootpath
+            if raw is None or not option.is_path:
+                values[option.name] = raw
+                continue
         try:
-            values[option.name] = option.parse(str(raw))
+            value = option.parse(_text(raw))
         except ValueError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
+        values[option.name] = str(base / Path(value)) if option.is_path else value
     settings = Settings(**values)
     if settings.gpuperf_max_rounds < settings.gpuperf_rounds:
         raise pytest.UsageError(

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# The first line of a pytester conftest that imports from ``tests``: pytester runs, their
+# subprocesses and pytest-xdist workers (whose sys.path is the controller's at its start)
+# find the repository however the outer pytest was started (`pytest` or `python -m pytest`).
+REPO_ON_PATH = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

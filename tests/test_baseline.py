@@ -122,7 +122,7 @@ def test_lookup_new_same_setup_and_another_setup(tmp_path: Path) -> None:
     first = store(tmp_path)
     assert first.lookup("tests/test_m", "test_a").reason.startswith("no baseline in ")
     first.stage("tests/test_m", "test_a", ENTRY)
-    assert first.flush({}, remove_stale=False) == [f"{first.path('tests/test_m')}: written (1 recorded)"]
+    assert first.flush({}, remove_stale=False, whole=True) == [f"{first.path('tests/test_m')}: written (1 recorded)"]
     found = store(tmp_path).lookup("tests/test_m", "test_a")
     assert found.entry is not None and found.entry.p50_ms == 1.106
     other = store(tmp_path, Machine("NVIDIA H100 80GB HBM3", "580.159.04", "13.0", "2.12.0+cu130"))
@@ -134,12 +134,12 @@ def test_lookup_new_same_setup_and_another_setup(tmp_path: Path) -> None:
 def test_nothing_is_written_when_nothing_changed(tmp_path: Path) -> None:
     first = store(tmp_path)
     first.stage("tests/test_m", "test_a", ENTRY)
-    first.flush({}, remove_stale=False)
+    first.flush({}, remove_stale=False, whole=True)
     path = first.path("tests/test_m")
     before = path.stat().st_mtime_ns
     again = store(tmp_path)
     again.stage("tests/test_m", "test_a", ENTRY)
-    assert again.flush({}, remove_stale=False) == []
+    assert again.flush({}, remove_stale=False, whole=True) == []
     assert path.stat().st_mtime_ns == before
 
 
@@ -148,14 +148,14 @@ def test_stale_entries_are_found_per_collected_module_and_removed_only_when_aske
     for name in ("test_a", "test_gone", "test_a#2"):
         first.stage("tests/test_m", name, ENTRY)
     first.stage("tests/test_deleted", "test_x", ENTRY)  # its module file does not exist
-    first.flush({}, remove_stale=False)
+    first.flush({}, remove_stale=False, whole=True)
     later = store(tmp_path)
     collected = {"tests/test_m": {"test_a"}}
     stale = later.stale(collected, narrowed=set())
     assert stale == {"tests/test_deleted": ["test_x"], "tests/test_m": ["test_gone"]}
     assert later.stale(collected, narrowed={"tests/test_m"}) == {"tests/test_deleted": ["test_x"]}
-    assert later.flush(stale, remove_stale=False) == []  # listing only
-    lines = later.flush(stale, remove_stale=True)
+    assert later.flush(stale, remove_stale=False, whole=True) == []  # listing only
+    lines = later.flush(stale, remove_stale=True, whole=True)
     assert f"{later.path('tests/test_deleted')}: removed (no tests left)" in lines
     remaining = read(later.path("tests/test_m"))
     assert remaining is not None and sorted(remaining.entries) == ["test_a", "test_a#2"]
@@ -168,7 +168,7 @@ def test_an_unreadable_file_is_never_overwritten(tmp_path: Path) -> None:
     path.write_text("schema: 1\nmachine: [\n")
     assert first.lookup("tests/test_m", "test_a").error is not None
     first.stage("tests/test_m", "test_a", ENTRY)
-    (line,) = first.flush({}, remove_stale=True)
+    (line,) = first.flush({}, remove_stale=True, whole=True)
     assert line.startswith("not written, the file is unreadable: ") and str(path) in line
     assert path.read_text() == "schema: 1\nmachine: [\n"
 
@@ -177,11 +177,11 @@ def test_a_file_from_another_setup_is_re_recorded_and_says_what_it_drops(tmp_pat
     old = store(tmp_path, Machine("NVIDIA H100 80GB HBM3", "570.1", "12.8", "2.10.0"))
     old.stage("tests/test_m", "test_a", ENTRY)
     old.stage("tests/test_m", "test_b", ENTRY)
-    old.flush({}, remove_stale=False)
+    old.flush({}, remove_stale=False, whole=True)
     new = store(tmp_path)
     new.stage("tests/test_m", "test_a", ENTRY)
-    lines = new.flush({}, remove_stale=False)
-    assert "dropping 1 entries not measured in this run: test_b" in lines[0]
+    lines = new.flush({}, remove_stale=False, whole=True)
+    assert "dropping 1 entry not measured in this run: test_b" in lines[0]
     loaded = read(new.path("tests/test_m"))
     assert loaded is not None and loaded.machine == H100 and list(loaded.entries) == ["test_a"]
 

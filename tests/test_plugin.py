@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_gpuperf.testids import file_stem
+from tests.conftest import REPO_ON_PATH
 from tests.traces import DATA
 
 FAST = ["--gpuperf-warmup-ms", "1", "--gpuperf-round-ms", "1", "--gpuperf-rounds", "3", "--gpuperf-max-rounds", "6"]
@@ -18,6 +20,7 @@ def replay_conftest(pytester: pytest.Pytester, samples: str, trace: str | None =
     pytester.makeconftest(
         f"""
         from pathlib import Path
+        {REPO_ON_PATH}
         from tests.replay import ReplayBackend
 
         def pytest_gpuperf_make_backend(config, settings):
@@ -140,15 +143,14 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
     out = result.stdout.str()
     assert "gpu_budget failed: test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix.py::test_breaks" in out
     assert "p99_ms = 2.1 ms [95% CI" in out and "> budget 1 ms (over by 110.0%)" in out
-    assert "gpu_active_pct = 4.689 % < budget 50 % (short of by 90.6%)" in out
+    assert "gpu_active_pct = 4.689 % < budget 50 % (short by 90.6%)" in out
     assert "peak_mem_mb" not in out.split("bottleneck:")[0].split("gpu_budget failed")[1]  # met: not listed
     assert "bottleneck: overhead-bound (trace)" in out
     assert "try first: capture the step as a CUDA graph" in out
     assert "trace: traces/" in out
     saved = list((pytester.path / "traces").iterdir())
-    assert [p.name for p in saved] == [
-        "test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix.py_test_breaks.pt.trace.json.gz"
-    ]  # --gpuperf-save-traces defaults to failed
+    test_id = "test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix.py::test_breaks"
+    assert [p.name for p in saved] == [f"{file_stem(test_id)}.pt.trace.json.gz"]  # --gpuperf-save-traces: failed
     # The table: one row per measured test.
     result.stdout.re_match_lines(
         [
@@ -315,7 +317,7 @@ def test_items_give_throughput_and_its_budget(pytester: pytest.Pytester) -> None
     report = pytester.path / "r.json"
     result = pytester.runpytest("--gpuperf", *FAST, "--gpuperf-json", str(report))
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*items_per_s = 8000 items/s*< budget 1e+04 items/s (short of by 20.0%)*"])
+    result.stdout.fnmatch_lines(["*items_per_s = 8000 items/s*< budget 1e+04 items/s (short by 20.0%)*"])
     tests = json.loads(report.read_text())["tests"]
     assert tests[0]["items_per_s"]["value"] == 8000.0
     assert tests[1]["budgets"][0]["status"] == "unavailable"
