@@ -2,29 +2,57 @@
 
 The analysis core (trace loading, metrics, bottleneck classification) is pure
 Python; only ``pytest_gpuperf.cuda`` imports torch, and only when measuring.
-Loading the pytest plugin imports none of them: ``load`` and ``analyze`` are
-imported on first use.
+Loading the pytest plugin imports none of them: every name below is imported on
+first use, the error classes too (``from pytest_gpuperf import KVPoolExhausted``
+imports torch, as making a pool does).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_gpuperf.baseline import BaselineError
+    from pytest_gpuperf.budget import BudgetError
+    from pytest_gpuperf.cuda.graphs import GraphCaptureError
+    from pytest_gpuperf.cuda.kv_pool import KVPoolError, KVPoolExhausted
+    from pytest_gpuperf.deadline import MeasurementTimeout
     from pytest_gpuperf.metrics import analyze
+    from pytest_gpuperf.protocol import MeasurementError
     from pytest_gpuperf.trace import TraceFormatError, load
 
-__all__ = ["TraceFormatError", "analyze", "load"]
 __version__ = "0.1.0"
+
+# name -> the module that defines it
+_LAZY = {
+    "analyze": "pytest_gpuperf.metrics",
+    "load": "pytest_gpuperf.trace",
+    "TraceFormatError": "pytest_gpuperf.trace",
+    "BaselineError": "pytest_gpuperf.baseline",
+    "BudgetError": "pytest_gpuperf.budget",
+    "MeasurementError": "pytest_gpuperf.protocol",
+    "MeasurementTimeout": "pytest_gpuperf.deadline",
+    "GraphCaptureError": "pytest_gpuperf.cuda.graphs",
+    "KVPoolError": "pytest_gpuperf.cuda.kv_pool",
+    "KVPoolExhausted": "pytest_gpuperf.cuda.kv_pool",
+}
+__all__ = [
+    "BaselineError",
+    "BudgetError",
+    "GraphCaptureError",
+    "KVPoolError",
+    "KVPoolExhausted",
+    "MeasurementError",
+    "MeasurementTimeout",
+    "TraceFormatError",
+    "analyze",
+    "load",
+]
+assert sorted(__all__) == sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "analyze":
-        from pytest_gpuperf.metrics import analyze
-
-        return analyze
-    if name in ("load", "TraceFormatError"):
-        from pytest_gpuperf import trace
-
-        return getattr(trace, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pytest_gpuperf' has no attribute {name!r}")

@@ -27,7 +27,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from pytest_gpuperf.model import Entry, EnvInfo
-from pytest_gpuperf.testids import base_test, module_file, split_test_id
+from pytest_gpuperf.testids import base_test, module_file
 from pytest_gpuperf.text import brief, count
 
 SCHEMA = 1

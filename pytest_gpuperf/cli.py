@@ -8,13 +8,14 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from pytest_gpuperf import metrics, trace
+from pytest_gpuperf import __version__, metrics, trace
 from pytest_gpuperf.ranks import rank_spread
 from pytest_gpuperf.report import render_ranks, render_trace
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpuperf", description="GPU performance analysis for PyTorch steps.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser(
         "analyze",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -86,7 +85,7 @@ def cuda_graph() -> Callable[..., Any]:
 @pytest.fixture
 def kv_pool() -> Callable[..., Any]:
     """Make a preallocated paged KV-cache pool: ``kv_pool(num_blocks=, num_layers=, num_kv_heads=,
-    block_size=, head_dim=, dtype=, device=)`` (CPU or CUDA)."""
+    block_size=, head_dim=, dtype=, device=)``; without ``device=``, CUDA where torch sees it, else the CPU."""
     from pytest_gpuperf.cuda.kv_pool import KVPool
 
     def make(**options: Any) -> KVPool:

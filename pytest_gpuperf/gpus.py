@@ -11,6 +11,7 @@ else those NVML counts; none found: nothing is assigned.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -77,6 +78,8 @@ def gpu_turn(lock_dir: Path | None, gpu: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def lock_dir_for(run_id: str) -> Path:
-    """A folder every worker of one pytest-xdist run shares (keyed by xdist's testrunuid)."""
-    return Path(tempfile.gettempdir()) / f"gpuperf-locks-{run_id}"
+def lock_dir() -> Path:
+    """The folder of GPU locks: one per user, shared by every run, so none piles up in the
+    temporary folder (and two runs measuring on one GPU take turns too)."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"gpuperf-locks-{user}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pytest_gpuperf.trace import (
     KERNEL,
@@ -34,12 +35,15 @@ _RUNTIME = "CUPTI_ACTIVITY_KIND_RUNTIME"
 def load_nsys(path: str | Path) -> Trace:
     source = str(path)
     try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        # Quoted: a '#' or '?' in the file name would otherwise end the path inside the URI.
+        conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise TraceFormatError(source, f"cannot open SQLite file: {exc}") from None
     try:
         return _read(conn, source)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:  # a damaged schema or odd values
+        if isinstance(exc, TraceFormatError):
+            raise
         raise TraceFormatError(source, f"unreadable Nsight Systems export: {exc}") from None
     finally:
         conn.close()
@@ -50,7 +54,7 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
     has_activity = _RUNTIME in tables or any(t in tables for t, _ in _DEVICE_TABLES)
     if "StringIds" not in tables or not has_activity:
         raise TraceFormatError(source, "SQLite file has no CUPTI_ACTIVITY_KIND_* and StringIds tables")
-    strings = dict(conn.execute("SELECT id, value FROM StringIds"))
+    strings = {key: _text(value) for key, value in conn.execute("SELECT id, value FROM StringIds")}
     rows: list[tuple[str, tuple[Any, ...]]] = []
     for table, kind in _DEVICE_TABLES:
         if table not in tables:
@@ -83,6 +87,15 @@ def _read(conn: sqlite3.Connection, source: str) -> Trace:
         correlation = row[4] if type(row[4]) is int and row[4] != 0 else None
         trace.device_ops.append(DeviceOp(start, end, kind, name, _int(row[2]), _int(row[3]), correlation))
     return trace
+
+
+def _text(value: Any) -> str:
+    """A StringIds value as text: NULL is empty, a blob is decoded with replacement."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
 
 
 def _int(value: Any) -> int:

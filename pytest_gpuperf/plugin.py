@@ -16,7 +16,6 @@ import pytest
 
 from pytest_gpuperf import gpus, hooks
 from pytest_gpuperf.budget import BudgetError, budget_number, parse_budget
-from pytest_gpuperf.testids import checked_machine_key, module_key, split_test_id
 from pytest_gpuperf.consensus import launched_rank
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.session import (
@@ -30,6 +29,8 @@ from pytest_gpuperf.session import (
     test_id,
 )
 from pytest_gpuperf.settings import OPTIONS, add_options, resolve
+from pytest_gpuperf.testids import checked_machine_key, module_key, split_test_id
+from pytest_gpuperf.text import count
 
 __all__ = ["cuda_graph", "gpu_profiler", "kv_pool"]
 
@@ -76,7 +77,7 @@ def _warn_unused_options(config: pytest.Config) -> None:
     given = [o.flag for o in OPTIONS if o.name != "gpuperf" and config.getoption(o.name) is not None]
     if given:
         config.issue_config_time_warning(
-            GpuperfWarning(f"{', '.join(given)} without --gpuperf: nothing is measured, so {'they do' if len(given) > 1 else 'it does'} nothing"),
+            GpuperfWarning(f"{', '.join(given)} without --gpuperf: nothing is measured, so this does nothing"),
             stacklevel=2,
         )
 
@@ -93,7 +94,7 @@ def _assign_gpu(config: pytest.Config, session: GpuperfSession) -> None:
     session.gpu = gpus.assign(found, worker)
     os.environ["CUDA_VISIBLE_DEVICES"] = session.gpu
     if len(found) < int(workerinput.get("workercount", len(found))):
-        session.gpu_lock_dir = gpus.lock_dir_for(str(workerinput.get("testrunuid", "run")))
+        session.gpu_lock_dir = gpus.lock_dir()
 
 
 def _narrowed_modules(config: pytest.Config) -> set[str]:
@@ -166,7 +167,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if "benchmark" in arguments:
         # pytest-benchmark's fixture may be called once per test: the body runs once, and the
         # step handed to the fixture is what gpuperf measures.
-        arguments["benchmark"] = MeasuredBenchmark(arguments["benchmark"], lambda step: session.measure(pyfuncitem, step, None))
+        arguments["benchmark"] = MeasuredBenchmark(
+            arguments["benchmark"], lambda step: session.measure(pyfuncitem, step, None)
+        )
         function(**arguments)
     else:
         session.measure(pyfuncitem, lambda: function(**arguments), None)
@@ -185,7 +188,9 @@ class MeasuredBenchmark:
         self._measure(lambda: fn(*args, **kwargs))
         return self._fixture(fn, *args, **kwargs)
 
-    def pedantic(self, target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, **options: Any) -> Any:
+    def pedantic(
+        self, target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, **options: Any
+    ) -> Any:
         if setup is None:  # with a setup, each call's arguments come from it: pytest-benchmark alone times it
             self._measure(lambda: target(*args, **(kwargs or {})))
         return self._fixture.pedantic(target, args=args, kwargs=kwargs, setup=setup, **options)
@@ -266,12 +271,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         report.write_json(state, Path(state.settings.gpuperf_json))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """pytest-xdist, on the controller: note which worker measured which test, so a worker
+    that dies before sending its results can be named with what was lost."""
+    node = getattr(report, "node", None)  # set by pytest-xdist on reports from workers
+    if node is None or report.when != "call" or not hasattr(node, "gateway"):
+        return
+    state = node.config.stash.get(SESSION_KEY, None)
+    if state is not None and state.active and any(name.endswith("_p50_ms") for name, _ in report.user_properties):
+        state.measured_on.setdefault(node.gateway.id, []).append(report.nodeid)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """pytest-xdist, on the controller: take in what a worker measured."""
     state = node.config.stash.get(SESSION_KEY, None)
-    output = getattr(node, "workeroutput", None)
-    if state is not None and state.active and output:
-        from pytest_gpuperf import xdist
+    if state is None or not state.active:
+        return
+    from pytest_gpuperf import xdist
 
+    output = getattr(node, "workeroutput", None)
+    measured = state.measured_on.pop(node.gateway.id, [])
+    if output and xdist.KEY in output:
         xdist.merge(state, output)
+    elif measured:
+        state.lost.append(
+            f"worker {node.gateway.id} ended without sending its results ({error or 'it crashed'}): "
+            f"the measurements of {count(len(measured), 'test')} are lost (no row, no baseline written): "
+            + ", ".join(measured)
+        )

@@ -199,7 +199,7 @@ def _latency_budgets(
         if KEYS[key].source != "latency":
             continue
         if key == "p50_ms":
-            value: Estimate | None = p50
+            value = p50
         elif key == "p99_ms":
             value = p99
         elif items:

@@ -38,7 +38,7 @@ def render_trace(metrics: TraceMetrics) -> str:
         return "\n".join(lines)
     for device in metrics.devices:
         lines.extend(_render_device(device))
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _render_device(m: DeviceMetrics) -> list[str]:
@@ -190,7 +190,8 @@ def table(session: GpuperfSession) -> list[str]:
     lines += [f"{status} ({n} test{'s' if n > 1 else ''}): {why}" for (status, why), n in reasons.items()]
     lines += [f"{r['test']}: {r['ranks']['summary']}" for r in results if r.get("ranks")]
     lines += [f"baselines: {line}" for line in session.baseline_lines]
-    return lines
+    lines += [f"gpuperf: {line}" for line in session.lost]
+    return [printable(line) for line in lines]
 
 
 def short_kernel_name(name: str) -> str:
@@ -267,7 +268,7 @@ def failure_text(m: Measurement, session: GpuperfSession) -> str:
         lines.append(f"bottleneck: unknown ({m.trace_unavailable})")
     if m.trace_path is not None and session.settings.gpuperf_save_traces != "none":
         lines.append(f"trace: {session.shown(session.trace_target(m))} (opens in Perfetto and TensorBoard)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def measurement_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:

@@ -47,6 +47,8 @@ class GpuperfSession:
     deselected: int = 0
     remote: list[dict[str, Any]] = field(default_factory=list)  # results sent by pytest-xdist workers
     baseline_lines: list[str] = field(default_factory=list)  # what the end of the session did to baselines
+    lost: list[str] = field(default_factory=list)  # pytest-xdist workers that ended without sending results
+    measured_on: dict[str, list[str]] = field(default_factory=dict)  # xdist worker id -> tests it measured
     machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
     world_size: int = 1  # ranks of the torchrun job this process is one of
     rank: int = 0
@@ -98,8 +100,8 @@ class GpuperfSession:
         return self.baselines
 
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
-        from pytest_gpuperf.testids import split_test_id
         from pytest_gpuperf.compare import INCONCLUSIVE, NEW, NOT_COMPARED, REGRESSED, SAME, UNREADABLE, Comparison
+        from pytest_gpuperf.testids import split_test_id
 
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
         label = test_id(item) if not done else f"{test_id(item)}#{len(done) + 1}"

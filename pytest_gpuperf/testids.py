@@ -62,5 +62,5 @@ def file_stem(test_id: str, limit: int = 100) -> str:
     whole id, so ids that differ only in characters a file name cannot hold (``a/b``, ``a b``,
     ``a:b``) or past the limit never share a file."""
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id).strip("_.")[:limit]
-    digest = hashlib.sha1(test_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    digest = hashlib.blake2b(test_id.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
     return f"{readable}-{digest}"

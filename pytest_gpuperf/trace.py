@@ -14,7 +14,6 @@ integer timestamps far beyond 2**53.
 from __future__ import annotations
 
 import gc
-import gzip
 import math
 import os
 import re
@@ -144,6 +143,18 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "u
     path = Path(source)
     name = str(path)
     try:
+        return _load_file(path, name, time_unit)
+    except (UnicodeDecodeError, OverflowError, RecursionError, MemoryError) as exc:
+        # Data no check above foresaw (invalid UTF-8 in a name, a number beyond float range):
+        # still the one documented error, naming the file.
+        raise TraceFormatError(name, f"unreadable trace data: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _load_file(path: Path, name: str, time_unit: str) -> Trace:
+    try:
+        size = path.stat().st_size
+        if size > MAX_TRACE_BYTES:
+            raise TraceFormatError(name, f"{size} bytes: larger than gpuperf reads ({MAX_TRACE_BYTES} bytes)")
         raw = path.read_bytes()
     except OSError as exc:
         raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
@@ -152,10 +163,7 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "u
 
         return load_nsys(path)
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
+        raw = gunzip(raw, name)
     document = _decode(raw, name)
     del raw  # the text can go before the events are read: peak memory is the decoded document
     return from_chrome(document, name, time_unit=time_unit)
@@ -228,6 +236,33 @@ def collector_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+MAX_TRACE_BYTES = 4 * 2**30  # JSON text; a million-event trace is about 320 MB
+_GUNZIP_CHUNK = 64 * 2**20
+
+
+def gunzip(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES) -> bytes:
+    """Decompress every gzip member of ``raw``, refusing more than ``limit`` bytes of output
+    (a few MB of gzip can expand to many GB)."""
+    out = bytearray()
+    data = raw
+    try:
+        while data:
+            member = zlib.decompressobj(wbits=31)
+            while True:
+                out += member.decompress(data, _GUNZIP_CHUNK)
+                if len(out) > limit:
+                    raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
+                data = member.unconsumed_tail
+                if member.eof or not data:
+                    break
+            if not member.eof:
+                raise TraceFormatError(name, "corrupt or truncated gzip data (the stream ends early)")
+            data = member.unused_data.lstrip(b"\x00")  # the next member, if any (padding allowed)
+    except zlib.error as exc:
+        raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
+    return bytes(out)
 
 
 def _decode(raw: bytes, name: str) -> Any:
@@ -311,6 +346,8 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             base = ts
         start = float(ts - base) * scale
         end = start + float(dur) * scale
+        if not -_TIME_LIMIT_US < start <= end < _TIME_LIMIT_US:  # one chained test: NaN and inf fail it too
+            raise TraceFormatError(source, f"event {index} ({cat}) lies {start:.3g} us from the first: out of range")
         if is_step:
             step_names.add(name)
             continue
@@ -348,6 +385,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
         trace.steps = len(step_names)
 
 
+_TIME_LIMIT_US = 1e15  # about 32 years either side of the first event: past it, a timestamp is corrupt
 _INT_LIMIT = 2**63  # no real timestamp, duration or count reaches it; beyond float range ints would overflow
 
 

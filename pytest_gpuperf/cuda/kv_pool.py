@@ -35,6 +35,7 @@ class KVPoolStats:
     blocks_total: int
     blocks_used: int
     blocks_free: int
+    device: str  # where the blocks live
     bytes_total: int  # K and V together
     bytes_per_block: int
     tokens_stored: int
@@ -52,7 +53,7 @@ class KVPool:
         block_size: int,
         head_dim: int,
         dtype: torch.dtype = torch.float16,
-        device: str | torch.device = "cuda",
+        device: str | torch.device | None = None,
     ) -> None:
         for name, value in (
             ("num_blocks", num_blocks),
@@ -63,6 +64,8 @@ class KVPool:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"kv_pool: {name} must be a whole number, 1 or more, not {value!r}")
+        if device is None:  # the machine's accelerator where there is one
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.num_blocks, self.block_size = num_blocks, block_size
         shape = (num_layers, num_blocks, block_size, num_kv_heads, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
@@ -157,6 +160,13 @@ class KVPool:
         values = self.v[layer].index_select(0, blocks).reshape(shape)[: seq.length]
         return keys, values
 
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"KVPool({s.blocks_used}/{s.blocks_total} blocks of {self.block_size} tokens in use, "
+            f"{self.k.dtype}, {s.bytes_total / 2**20:.1f} MiB on {s.device})"
+        )
+
     def stats(self) -> KVPoolStats:
         used = self.num_blocks - len(self._free)
         per_block = 2 * self.k[:, 0].numel() * self.k.element_size()
@@ -167,6 +177,7 @@ class KVPool:
             blocks_total=self.num_blocks,
             blocks_used=used,
             blocks_free=len(self._free),
+            device=str(self.k.device),
             bytes_total=per_block * self.num_blocks,
             bytes_per_block=per_block,
             tokens_stored=stored,
