@@ -411,7 +411,13 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
 
 def entry_from_dict(data: dict[str, Any]) -> Entry:
     """An entry from ``entry_to_dict``'s output (as sent by an xdist worker)."""
-    return Entry(**{key: ENTRY_FIELDS[key].parse(value) for key, value in data.items()})
+    values = {}
+    for key, value in data.items():
+        try:
+            values[key] = ENTRY_FIELDS[key].parse(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return Entry(**values)
 
 
 # --- the session's store ------------------------------------------------------------------------------

@@ -147,7 +147,11 @@ def table(session: GpuperfSession) -> list[str]:
     """The report's table, one row per measurement (xdist workers' included), and its summary."""
     results = session.results()
     if not results:
-        return ["no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)"]
+        lost = [f"gpuperf: {line}" for line in session.lost]
+        return [
+            printable(line)
+            for line in ["no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)", *lost]
+        ]
     head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "vs baseline", "verdict")
     rows = [head]
     for r in results:

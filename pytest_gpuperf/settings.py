@@ -250,8 +250,15 @@ def add_options(parser: pytest.Parser) -> None:
 def _ini_value(config: pytest.Config, option: Option) -> Any:
     try:
         return config.getini(option.name)
-    except (ValueError, TypeError) as exc:  # pytest's own conversion of a typed key
-        raise pytest.UsageError(f"ini key {option.name}: {exc}") from None
+    except (pytest.UsageError, ValueError, TypeError):  # pytest's own conversion of a typed key failed
+        raw = config.inicfg.get(option.name)
+        raw = getattr(raw, "value", raw)  # pytest 9 wraps values
+        try:
+            option.parse(_text(raw))
+            problem = f"not a valid value: {raw!r}"
+        except ValueError as exc:
+            problem = str(exc)
+        raise pytest.UsageError(f"ini key {option.name}: {problem}") from None
 
 
 def _text(raw: Any) -> str:
