@@ -182,6 +182,7 @@ class _Args(msgspec.Struct, gc=False):  # no cycles: the collector need not trac
     # Kept undecoded: only the few matmul/attention operators need their shapes.
     input_dims: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input Dims")
     input_type: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input type")
+    concrete: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Concrete Inputs")  # conv strides, padding
 
 
 _Scalar = str | int | float | bool | None
@@ -377,7 +378,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             add_api_call(name, start, end, correlation)
             continue
         host.append((start, end))  # an operator
-        if name in _MATMUL_OPS or name in _ATTENTION_OPS or args.flops is not None:
+        if name in _MATMUL_OPS or name in _ATTENTION_OPS or name == _CONV_OP or args.flops is not None:
             flop_op = _flop_op(name, args)
             if flop_op is not None:
                 trace.flop_ops.append(flop_op)
@@ -431,15 +432,20 @@ _ELEMENT_SIZES = {
 
 _DIM_LIMIT = 2**31  # a larger tensor dimension is not a real shape
 
-# Operators whose FLOPs follow from their input shapes. Only leaves are listed
-# (aten::linear and aten::matmul reach aten::mm), so nothing is counted twice.
+# Operators whose FLOPs follow from their input shapes, counted as torch's FlopCounterMode
+# counts them. No listed operator runs inside another listed one, so nothing is counted
+# twice: aten::linear, aten::matmul and aten::einsum reach aten::mm or aten::bmm; conv1d/2d/3d
+# and the transposed ones all pass through aten::convolution (whose children, _convolution
+# and cudnn_convolution, are not listed); the SDPA backends call _flash_attention_forward and
+# _efficient_attention_forward, which are not listed either.
 _MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::bmm": 0, "aten::baddbmm": 1, "aten::_scaled_mm": 0}
 _ATTENTION_OPS = {
     "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
     "aten::_scaled_dot_product_efficient_attention",
     "aten::_scaled_dot_product_cudnn_attention",
-    "aten::_flash_attention_forward",
 }
+_CONV_OP = "aten::convolution"
 
 
 def _flop_op(name: str, args: _Args) -> FlopOp | None:
@@ -455,7 +461,7 @@ def _flop_op(name: str, args: _Args) -> FlopOp | None:
             if size and isinstance(shape, list) and all(type(d) is int and 0 <= d < _DIM_LIMIT for d in shape):
                 shapes.append(shape)
                 sizes.append(size)
-    computed = _shape_flops(name, shapes)
+    computed = _conv_flops(shapes, _decode_field(args.concrete)) if name == _CONV_OP else _shape_flops(name, shapes)
     given: Any = args.flops
     flops = float(given) if _is_number(given) and given > 0 else computed[0] if computed else 0.0
     if flops <= 0:
@@ -470,6 +476,53 @@ def _flop_op(name: str, args: _Args) -> FlopOp | None:
 def _decode_field(raw: msgspec.Raw) -> Any:
     """A deferred field (empty when absent); valid JSON, since the document around it decoded."""
     return msgspec.json.decode(raw) if len(raw) else None
+
+
+def _conv_flops(shapes: list[list[int]], concrete: Any) -> tuple[float, int] | None:
+    """(FLOPs, output elements) of aten::convolution(input, weight, bias, stride, padding,
+    dilation, transposed, output_padding, groups): 2 x batch x positions x weight elements,
+    positions being the output's (the input's, transposed), as FlopCounterMode counts."""
+    if len(shapes) < 2 or not isinstance(concrete, list) or len(concrete) < 9:
+        return None
+    x, w = shapes[0], shapes[1]
+    spatial = len(x) - 2
+    if spatial < 1 or len(w) != len(x):
+        return None
+    stride, padding, dilation, output_padding = (_int_list(concrete[i], spatial) for i in (3, 4, 5, 7))
+    groups = _int_list(concrete[8], 1)
+    if stride is None or padding is None or dilation is None or output_padding is None or groups is None:
+        return None
+    transposed = str(concrete[6]).strip().lower() in ("true", "1")
+    kernel = w[2:]
+    if transposed:
+        out = [
+            (i - 1) * s - 2 * p + d * (k - 1) + o + 1
+            for i, s, p, d, k, o in zip(x[2:], stride, padding, dilation, kernel, output_padding, strict=True)
+        ]
+        positions, channels = math.prod(x[2:]), w[1] * groups[0]
+    else:
+        out = [
+            (i + 2 * p - d * (k - 1) - 1) // s + 1
+            for i, s, p, d, k in zip(x[2:], stride, padding, dilation, kernel, strict=True)
+        ]
+        positions, channels = math.prod(out), w[0]
+    if any(n <= 0 for n in out):
+        return None
+    return 2.0 * x[0] * positions * math.prod(w), x[0] * channels * math.prod(out)
+
+
+def _int_list(text: Any, length: int) -> list[int] | None:
+    """A Concrete Inputs entry ("[1, 1]" or "2") as ``length`` positive-or-zero ints, else None."""
+    try:
+        value = msgspec.json.decode(text) if isinstance(text, str) else text
+    except msgspec.DecodeError:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if len(values) == 1 and length > 1:
+        values = values * length
+    if len(values) != length or not all(type(v) is int and 0 <= v < _DIM_LIMIT for v in values):
+        return None
+    return values
 
 
 def _shape_flops(name: str, shapes: list[list[int]]) -> tuple[float, int] | None:

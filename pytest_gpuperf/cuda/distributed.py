@@ -9,6 +9,7 @@ guarded by ``torch.distributed.is_initialized()``.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,12 @@ class TorchDistributed:
         return self.max(int(flag)) > 0
 
     def gather(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, payload, group=self._group)
-        return out
+        """Every rank's payload (plain JSON data), as JSON bytes in uint8 tensors: not
+        all_gather_object, which needs numpy, and pickles."""
+        data = json.dumps(payload).encode()
+        length = self.max(len(data))
+        buffer = torch.zeros(length, dtype=torch.uint8)
+        buffer[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        out = [torch.empty(length, dtype=torch.uint8) for _ in range(self.world_size)]
+        dist.all_gather(out, buffer, group=self._group)
+        return [json.loads(bytes(t.tolist()).rstrip(b"\0")) for t in out]
