@@ -380,6 +380,8 @@ ENTRY_FIELDS = {
     "kernels_per_step": _Field(_number),
     "launches_per_step": _Field(_number),
     "kernels": _Field(_kernel_counts),
+    "step_mem_mb": _Field(_number),
+    "host_wait_pct": _Field(_number),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from pytest_gpuperf import intervals
-from pytest_gpuperf.bottleneck import classify, is_elementwise, is_gemm
+from pytest_gpuperf.bottleneck import classify, host_wait_pct, is_elementwise, is_gemm
 from pytest_gpuperf.model import (
     AllocationStats,
     CopyStats,
@@ -57,6 +57,7 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
         metrics = _device_metrics(
             trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
         )
+        metrics = replace(metrics, host_wait_pct=host_wait_pct(metrics, step_ms))
         devices.append(replace(metrics, classification=classify(metrics, trace, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 

@@ -92,6 +92,7 @@ class DeviceMetrics:
     flops: float
     flop_bytes: float
     classification: Bottleneck | None = None
+    host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)
     kernel_counts: dict[str, int] = field(default_factory=dict)  # kernel name -> launches in the trace
 
@@ -168,7 +169,8 @@ class EnvInfo:
 class RoundsInfo:
     """What the backend saw around the timed rounds."""
 
-    peak_mem_mb: float | None = None  # peak allocated during the rounds
+    peak_mem_mb: float | None = None  # the process's peak allocated during the rounds
+    step_mem_mb: float | None = None  # that peak less what was allocated when the rounds began: the step's own
     new_allocations: int | None = None  # device allocations (cudaMalloc segments) after warmup
     sm_clock_mhz: float | None = None  # median SM clock sampled during the rounds
     sm_clock_max_mhz: float | None = None
@@ -201,3 +203,5 @@ class Entry:
     kernels_per_step: float | None = None
     launches_per_step: float | None = None
     kernels: dict[str, float] = field(default_factory=dict)  # kernel name -> launches per step
+    step_mem_mb: float | None = None  # peak above what was allocated when the step began
+    host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work

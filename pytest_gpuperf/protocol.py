@@ -118,6 +118,8 @@ class Measurement:
             round_medians_ms=tuple(self.round_medians_ms),
             round_clock_mhz=self.round_clock_mhz,
             peak_mem_mb=self.rounds_info.peak_mem_mb,
+            step_mem_mb=self.rounds_info.step_mem_mb,
+            host_wait_pct=device.host_wait_pct if device is not None else None,
             items_per_s=self.items_per_s.value if self.items_per_s else None,
             gpu_active_pct=device.gpu_active_pct if device and "gpu_active_pct" not in device.unavailable else None,
             dispatch_ratio=device.dispatch_ratio if device else None,
@@ -300,10 +302,7 @@ def measure(
     )
     if baseline is None:
         return measurement
-    device = measurement.device
-    host_bound = device is not None and device.classification is not None
-    host_bound = host_bound and device.classification.kind == "overhead-bound"  # type: ignore[union-attr]
-    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_bound))
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance))
 
 
 def _known(clocks: list[float | None]) -> tuple[float, ...]:

@@ -107,7 +107,7 @@ def test_the_unprofiled_step_time_overrides_profiler_widened_gaps() -> None:
     for i in range(10):
         events += [runtime(i * 20.0, 1.0, corr=i + 1), kernel(i * 20.0 + 2, 10.0, "gemm", corr=i + 1)]
     t = load(trace(*events))
-    assert analyze(t).primary.classification.kind == "overhead-bound"  # type: ignore[union-attr]
+    assert analyze(t).primary.classification.kind == "mixed"  # type: ignore[union-attr]  # waits half the time
     timed = analyze(t, step_ms=0.1).primary  # 100 us busy in a 0.1 ms step: no idle
     assert timed is not None and timed.classification is not None
     assert timed.classification.kind != "overhead-bound"
@@ -115,3 +115,19 @@ def test_the_unprofiled_step_time_overrides_profiler_widened_gaps() -> None:
     assert slow is not None and slow.classification is not None
     assert slow.classification.kind == "overhead-bound"
     assert "timed without the profiler" in slow.classification.evidence[0]
+
+
+def test_a_step_that_waits_on_the_host_part_of_the_time_is_mixed_and_says_both() -> None:
+    # 10 us GEMMs every 20 us, the next launch always after the gap: the GPU waits half the step.
+    events: list[object] = []
+    for i in range(10):
+        events += [runtime(i * 20.0 + 9.0, 1.0, corr=i + 1), kernel(i * 20.0 + 10.0, 10.0, "gemm", corr=i + 1)]
+    device = analyze(load(trace(*events))).primary
+    assert device is not None and device.classification is not None
+    c = device.classification
+    assert c.kind == "mixed" and 25 <= device.host_wait_pct < 75
+    assert "waits for the host" in c.evidence[0] and "compute-bound" in c.evidence[-1]
+    assert (
+        c.fix.startswith("for the host's part, capture the step as a CUDA graph")
+        and "for the GPU's (compute-bound)" in c.fix
+    )

@@ -29,6 +29,7 @@ class CudaBackend:
         self._clock = SmClock.open(self.device)
         self._clock_samples: list[float] = []
         self._segments_before = 0
+        self._allocated_before = 0
 
     def env(self) -> EnvInfo:
         return EnvInfo(
@@ -55,6 +56,7 @@ class CudaBackend:
     def begin_rounds(self) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+        self._allocated_before = torch.cuda.memory_allocated()
         self._segments_before = _segments_allocated()
         self._clock_samples = []
 
@@ -67,8 +69,10 @@ class CudaBackend:
 
     def end_rounds(self) -> RoundsInfo:
         torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
         return RoundsInfo(
-            peak_mem_mb=torch.cuda.max_memory_allocated() / 2**20,
+            peak_mem_mb=peak / 2**20,
+            step_mem_mb=max(0, peak - self._allocated_before) / 2**20,
             new_allocations=_segments_allocated() - self._segments_before,
             sm_clock_mhz=statistics.median(self._clock_samples) if self._clock_samples else None,
             sm_clock_max_mhz=self._clock.max_mhz() if self._clock else None,
