@@ -328,6 +328,8 @@ def _baseline_dict(m: Measurement, session: GpuperfSession) -> dict[str, Any]:
         return {"status": "not compared", "summary": "-", "reason": "not compared", "recorded": False}
     out = asdict(c)
     out["summary"] = c.summary()
+    # The reason for the verdict: the gated metrics that decided it (empty for same/new).
+    out["decided_by"] = [change.describe() for change in c.changes if change.gated and change.outcome == c.status]
     out["recorded"] = session.recorded(m)
     return out
 

@@ -1,0 +1,134 @@
+"""Gating on the real-model zoo (examples/real) from fresh processes, as CI runs it.
+
+    python benchmarks/zoo_gating.py record --baselines DIR --out OUT
+    python benchmarks/zoo_gating.py aa --baselines DIR --out OUT --runs 8 --label start2
+    python benchmarks/zoo_gating.py ab --baselines DIR --out OUT --changes eager_attention,fp32
+    python benchmarks/zoo_gating.py report OUT [OUT...]
+
+``record`` measures the zoo once with --gpuperf-update-baselines; ``aa`` runs the unchanged
+zoo against those baselines in N fresh processes (run it again on a later machine start:
+the baselines travel); ``ab`` runs it once per real change (GPUPERF_ZOO_CHANGE, see
+examples/real/conftest.py). Every process writes its --gpuperf-json report into OUT.
+``report`` counts false verdicts (A/A: any "regressed" or "improved"; in A/B runs, on the
+tests the change does not touch) and detections (A/B: "regressed" on the touched tests),
+with the cause each verdict named, and the bottleneck class of each test in every run.
+``--deadline S`` stops starting processes once S seconds have passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Which zoo tests each change touches (the rest are unchanged: more A/A comparisons).
+TOUCHES = {
+    "eager_attention": {"test_hf_decoder_forward"},
+    "fp32": {"test_hf_decoder_forward", "test_timm_cnn_forward", "test_cuda_graph_of_a_library_model"},
+    "extra_kernel": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
+    "bigger_copy": {"test_large_copy"},
+}
+
+
+def run_zoo(baselines: Path, report: Path, change: str = "", update: bool = False) -> float:
+    env = {**os.environ, "GPUPERF_ZOO_CHANGE": change, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable, "-m", "pytest", "examples/real", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+        "--gpuperf", "--gpuperf-baselines-dir", str(baselines), "--gpuperf-json", str(report),
+        "--gpuperf-save-traces", "none",
+    ]  # fmt: skip
+    if update:
+        command.append("--gpuperf-update-baselines")
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    report.with_suffix(".log").write_text(done.stdout + done.stderr)
+    print(f"{report.name}: exit {done.returncode} in {time.perf_counter() - started:.0f} s", flush=True)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=("record", "aa", "ab", "report"))
+    parser.add_argument("outs", nargs="*", type=Path, help="report: folders of earlier runs")
+    parser.add_argument("--baselines", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--label", default="aa")
+    parser.add_argument("--changes", default=",".join(TOUCHES))
+    parser.add_argument("--deadline", type=float, default=float("inf"))
+    args = parser.parse_args(argv)
+    if args.phase == "report":
+        print(json.dumps(summarize(args.outs), indent=2))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    started, longest = time.perf_counter(), 0.0
+    if args.phase == "record":
+        run_zoo(args.baselines.resolve(), args.out / "record.json", update=True)
+        return 0
+    jobs = (
+        [("", f"{args.label}-{i}") for i in range(args.runs)]
+        if args.phase == "aa"
+        else [(change, f"ab-{change}") for change in args.changes.split(",")]
+    )
+    for change, name in jobs:
+        if time.perf_counter() - started + longest > args.deadline:
+            print(f"deadline: {name} and later not started", flush=True)
+            break
+        longest = max(longest, run_zoo(args.baselines.resolve(), args.out / f"{name}.json", change))
+    return 0
+
+
+def summarize(outs: list[Path]) -> dict[str, Any]:
+    aa: Counter[str] = Counter()
+    false: list[str] = []
+    classes: dict[str, Counter[str]] = defaultdict(Counter)
+    detections: dict[str, dict[str, str]] = {}
+    for out in outs:
+        for path in sorted(out.glob("*.json")):
+            if path.name == "record.json":
+                continue
+            change = path.stem.removeprefix("ab-") if path.stem.startswith("ab-") else ""
+            for test in json.loads(path.read_text())["tests"]:
+                name = test["test"].split("::")[-1]
+                status = test["baseline"]["status"]
+                if not change:
+                    classes[name][test["bottleneck"]["kind"] if test["bottleneck"] else "-"] += 1
+                if change and name in TOUCHES.get(change, ()):
+                    detections.setdefault(change, {})[name] = f"{status}: {cause(test)}"
+                    continue
+                aa[status] += 1
+                if status in ("regressed", "improved"):
+                    false.append(f"{out.name}/{path.stem} {name}: {status}: {cause(test)}")
+    return {
+        "aa_comparisons": sum(aa.values()),
+        "aa_outcomes": dict(aa),
+        "false_verdicts": false,
+        "ab_detections": detections,
+        "classes_in_unchanged_runs": {name: dict(c) for name, c in classes.items()},
+    }
+
+
+def cause(test: dict[str, Any]) -> str:
+    baseline = test["baseline"]
+    decided = [
+        f"{c['metric']} {c['ratio']:.3f}x ({c['outcome']})"
+        for c in baseline.get("changes", [])
+        if c.get("gated") and c.get("outcome") not in ("same", None)
+    ]
+    added = [k[:60] for k in baseline.get("kernels_added", [])][:3]
+    removed = [k[:60] for k in baseline.get("kernels_removed", [])][:3]
+    parts = (
+        decided + ([f"kernels appeared: {added}"] if added else []) + ([f"disappeared: {removed}"] if removed else [])
+    )
+    return "; ".join(parts) or baseline.get("reason", "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
