@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_gpuperf.bottleneck import HOST_PACED
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
 from pytest_gpuperf.consensus import ALONE, Consensus
@@ -302,7 +303,10 @@ def measure(
     )
     if baseline is None:
         return measurement
-    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance))
+    device = measurement.device
+    host_paced = device is not None and device.classification is not None
+    host_paced = host_paced and device.classification.kind in HOST_PACED  # type: ignore[union-attr]
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_paced))
 
 
 def _known(clocks: list[float | None]) -> tuple[float, ...]:

@@ -145,8 +145,8 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
     assert "p99_ms = 2.1 ms [95% CI" in out and "> budget 1 ms (over by 110.0%)" in out
     assert "gpu_active_pct = 4.689 % < budget 50 % (short by 90.6%)" in out
     assert "peak_mem_mb" not in out.split("bottleneck:")[0].split("gpu_budget failed")[1]  # met: not listed
-    assert "bottleneck: mixed (trace)" in out  # 1.0 ms of GPU work in a 2 ms step: waits on the host half of it
-    assert "try first: for the host's part, capture the step as a CUDA graph" in out
+    assert "bottleneck: overhead-bound (trace)" in out  # 2 us of GPU work per launch
+    assert "try first: capture the step as a CUDA graph" in out
     assert "trace: traces/" in out
     saved = list((pytester.path / "traces").iterdir())
     test_id = "test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix.py::test_breaks"
@@ -154,7 +154,7 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
     # The table: one row per measured test.
     result.stdout.re_match_lines(
         [
-            r".*::test_meets\s+2\.0000\s+2\.1000\s+4\.7\s+16\.57\s+512\.0\s+mixed\s+new\s+pass",
+            r".*::test_meets\s+2\.0000\s+2\.1000\s+4\.7\s+16\.57\s+512\.0\s+overhead-bound\s+new\s+pass",
             r".*::test_breaks .* FAIL",
             r"2 measured, 1 over budget",
         ]
@@ -162,7 +162,7 @@ def test_a_budget_is_met_and_broken_with_the_bottleneck_and_the_fix(pytester: py
     # JUnit XML carries the measured metrics.
     properties = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
     assert properties["gpuperf_p50_ms"] == "2.0"
-    assert properties["gpuperf_bottleneck"] == "mixed"
+    assert properties["gpuperf_bottleneck"] == "overhead-bound"
     assert properties["gpuperf_gpu_active_pct"] == "4.6892"
 
 
