@@ -85,5 +85,8 @@ def test_attention_counts_both_products(tmp_path: Path, heads_q: int, heads_kv: 
         torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=heads_q != heads_kv)
 
     ours = traced_flops(step, tmp_path)
-    expected = sdpa_flop_count(list(q.shape), list(k.shape), list(v.shape))
+    (b, h, sq, d), sk, dv = q.shape, k.shape[2], v.shape[3]
+    expected = 2 * b * h * sq * sk * d + 2 * b * h * sq * sk * dv  # scores, then the weighted values
+    if heads_q == heads_kv:  # torch's own formula (2.11's takes equal head counts only)
+        assert expected == sdpa_flop_count(list(q.shape), list(k.shape), list(v.shape))
     assert sum(ours.values()) == expected  # whichever CPU path ran (flash_for_cpu, or bmm in the math path)
