@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def summarize(outs: list[Path]) -> dict[str, Any]:
     aa: Counter[str] = Counter()
+    untouched: Counter[str] = Counter()  # tests an A/B change does not touch, in its process
     false: list[str] = []
     classes: dict[str, Counter[str]] = defaultdict(Counter)
     detections: dict[str, dict[str, str]] = {}
@@ -103,12 +104,13 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
                 if change and name in TOUCHES.get(change, ()):
                     detections.setdefault(change, {})[name] = f"{status}: {cause(test)}"
                     continue
-                aa[status] += 1
+                (untouched if change else aa)[status] += 1
                 if status in ("regressed", "improved"):
                     false.append(f"{out.name}/{path.stem} {name}: {status}: {cause(test)}")
     return {
         "aa_comparisons": sum(aa.values()),
         "aa_outcomes": dict(aa),
+        "untouched_in_ab_runs": dict(untouched),
         "false_verdicts": false,
         "ab_detections": detections,
         "classes_in_unchanged_runs": {name: dict(c) for name, c in classes.items()},

@@ -153,7 +153,8 @@ def compare(baseline: Entry, current: Entry, tolerance: float, host_paced: bool 
                 1.0 / p50.high,
                 1.0 / p50.low,
                 p50.outcome,
-                "follows the p50 latency",
+                "follows the p50 latency" + ("" if p50.gated else "; " + p50.note),
+                gated=p50.gated,  # items per second are the latency read upside down
             )
         )
     for metric, higher_is_better, allowed, note in (

@@ -228,8 +228,9 @@ def test_p99_is_reported_but_never_decides_the_verdict() -> None:
 
 
 def test_a_host_paced_steps_latency_is_reported_not_gated_and_its_counts_decide() -> None:
-    slower = compare(entry(), entry(scaled(STEADY, 1.4)), 0.05, host_paced=True)
-    assert slower.status == SAME
+    slower = compare(entry(items_per_s=100.0), entry(scaled(STEADY, 1.4), items_per_s=71.4), 0.05, host_paced=True)
+    assert slower.status == SAME  # nor through items per second, the latency upside down
+    assert not next(c for c in slower.changes if c.metric == "items_per_s").gated
     latency = slower.latency
     assert latency is not None and not latency.gated and latency.outcome == REGRESSED
     assert "host-paced step (its kernels give the GPU little work per launch)" in latency.note
