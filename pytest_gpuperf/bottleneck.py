@@ -99,9 +99,6 @@ def gpu_us_per_launch(m: DeviceMetrics) -> float:
     return m.busy_us_per_step / max(m.launches_per_step, 1.0)
 
 
-HOST_PACED = ("overhead-bound", "mixed")  # classes whose latency follows the host's speed
-
-
 def classify(m: DeviceMetrics, trace: Trace, step_ms: float | None = None) -> Bottleneck:
     """``step_ms``: the step's latency timed without the profiler, when known (see idle_pct)."""
     findings: list[Finding] = []

@@ -53,10 +53,6 @@ HOST_BOUND_NOTE = (
     "host-paced step ({why}): its latency moves with the host's speed between processes, so it is "
     "reported, not gated; kernels, launches and memory per step decide, and a p50_ms/p99_ms budget bounds it"
 )
-# Steps this short move between fresh processes by more than their rounds show (see
-# short_step_tolerance): their latency tolerance is at least this.
-SHORT_STEP_MS = 0.1
-SHORT_STEP_TOLERANCE = 0.20
 # A step's own peak of a few MB moves with the caching allocator's block rounding.
 STEP_MEM_FLOOR_MB = 16.0
 CLOCK_STEADY = 1.01  # SM clocks within 1% of each other: no clock correction
@@ -127,11 +123,11 @@ def host_wait(baseline: Entry, current: Entry) -> float | None:
     return max(waits) if waits else None
 
 
-def compare(baseline: Entry, current: Entry, tolerance: float, host_paced: bool = False) -> Comparison:
+def compare(baseline: Entry, current: Entry, tolerance: float, host_paced: str = "") -> Comparison:
     """``tolerance`` is a fraction: 0.05 lets a metric be 5% worse before it regresses.
 
-    A host-paced step: ``host_paced`` (its kernels give the GPU too little work per launch:
-    overhead-bound or mixed, a class that does not move with the host), or the GPU waited for
+    A host-paced step: ``host_paced`` says why (each launch gives the GPU under 100 us of work,
+    which does not move with the host, so a slower host can pace it), or the GPU waited for
     the host >= 25% of the step in the baseline or now. Its latency is the host's, which moves
     between processes far more than within one (the zoo on an H200: HF and timm forwards 1.8-2x
     slower in later fresh processes than in the first), so the latency change is reported, not
@@ -140,8 +136,7 @@ def compare(baseline: Entry, current: Entry, tolerance: float, host_paced: bool 
     latency = latency_change(baseline, current, tolerance)
     wait = host_wait(baseline, current)
     if host_paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
-        why = "its kernels give the GPU little work per launch" if host_paced else ""
-        why = why or f"the GPU waited for the host {wait:.0f}% of the step"
+        why = host_paced or f"the GPU waited for the host {wait:.0f}% of the step"
         latency = replace(latency, gated=False, note=HOST_BOUND_NOTE.format(why=why))
     changes = [latency]
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
@@ -280,26 +275,10 @@ def clock_shift(baseline: Entry, current: Entry) -> ClockShift | None:
     return ClockShift(statistics.median(b_clocks), statistics.median(c_clocks), max(clocks))
 
 
-def short_step_tolerance(baseline: Entry, tolerance: float) -> float:
-    """The latency tolerance of a step: at least SHORT_STEP_TOLERANCE for a step under
-    SHORT_STEP_MS, whose time moves between fresh processes more than any round-to-round
-    interval shows (a 58 us fp32 matmul on an H200: +10% and +17% in 2 of 20 processes, same
-    kernel, same clock; 0.5-1.2 ms steps moved under 0.5%)."""
-    return max(tolerance, SHORT_STEP_TOLERANCE) if baseline.p50_ms < SHORT_STEP_MS else tolerance
-
-
 def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricChange:
     """p50 against the baseline's, from per-round medians. Where the SM clock moved, the
     interval spans the timed and the clock-rescaled comparison: a verdict then holds however
     far the step's time follows the clock."""
-    widened = short_step_tolerance(baseline, tolerance)
-    floor_note = (
-        f"a step under {SHORT_STEP_MS * 1000:g} us: latency tolerance {widened * 100:g}% (such steps move up to 17% "
-        "between fresh processes)"
-        if widened > tolerance
-        else ""
-    )
-    tolerance = widened
     before, after = list(baseline.round_medians_ms), list(current.round_medians_ms)
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
@@ -324,7 +303,6 @@ def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricC
         else:
             advice = rounds_to_decide(ratio, (old.low, old.high), (new.low, new.high), len(after), tolerance)
         note = f"{note}; {advice}" if note else advice
-    note = "; ".join(n for n in (floor_note, note) if n)
     return MetricChange("p50_ms", old.value, new.value, ratio, low, high, verdict, note)
 
 

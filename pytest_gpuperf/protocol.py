@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_gpuperf.bottleneck import HOST_PACED
+from pytest_gpuperf.bottleneck import gpu_us_per_launch
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
 from pytest_gpuperf.consensus import ALONE, Consensus
@@ -34,6 +34,7 @@ from pytest_gpuperf.stats import Estimate, quantile_interval
 from pytest_gpuperf.trace import TraceFormatError, load
 
 STEADY_TOLERANCE = 0.05
+GATE_LAUNCH_US = 100.0  # latency is gated only where each launch carries at least this much GPU work
 WARMUP_CAP_FACTOR = 4.0
 MIN_CALLS_PER_ROUND = 5
 
@@ -303,10 +304,21 @@ def measure(
     )
     if baseline is None:
         return measurement
-    device = measurement.device
-    host_paced = device is not None and device.classification is not None
-    host_paced = host_paced and device.classification.kind in HOST_PACED  # type: ignore[union-attr]
-    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_paced))
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_paced(measurement)))
+
+
+def host_paced(m: Measurement) -> str:
+    """Why a slower host could pace this step (empty: the GPU paces it on any host). Decided
+    by GPU work per launch, which a slower or faster host does not move: an unchanged 58 us
+    matmul (one launch) read 1.0-1.5x between fresh H200 processes while the host's speed
+    moved 2x; steps whose launches carry 500 us or more held within 0.5%."""
+    device = m.device
+    if device is None:
+        return ""
+    per_launch = gpu_us_per_launch(device)
+    if per_launch < GATE_LAUNCH_US:
+        return f"each launch gives the GPU {per_launch:.0f} us of work, under {GATE_LAUNCH_US:g} us: a slower host can pace it"
+    return ""
 
 
 def _known(clocks: list[float | None]) -> tuple[float, ...]:
