@@ -317,7 +317,8 @@ def host_paced(m: Measurement) -> str:
         return ""
     per_launch = gpu_us_per_launch(device)
     if per_launch < GATE_LAUNCH_US:
-        return f"each launch gives the GPU {per_launch:.0f} us of work, under {GATE_LAUNCH_US:g} us: a slower host can pace it"
+        work = f"each launch gives the GPU {per_launch:.0f} us of work"
+        return f"{work}, under {GATE_LAUNCH_US:g} us: a slower host can pace it"
     return ""
 
 
