@@ -11,6 +11,7 @@ command line, the ini file's folder for an ini key, the rootdir for a default.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -250,14 +251,15 @@ def add_options(parser: pytest.Parser) -> None:
 def _ini_value(config: pytest.Config, option: Option) -> Any:
     try:
         return config.getini(option.name)
-    except (pytest.UsageError, ValueError, TypeError):  # pytest's own conversion of a typed key failed
-        raw = config.inicfg.get(option.name)
-        raw = getattr(raw, "value", raw)  # pytest 9 wraps values
-        try:
-            option.parse(_text(raw))
-            problem = f"not a valid value: {raw!r}"
-        except ValueError as exc:
-            problem = str(exc)
+    except (pytest.UsageError, ValueError, TypeError) as exc:  # pytest's own conversion of a typed key failed
+        # pytest says "invalid literal for int() with base 10: 'many'": say it in our words.
+        quoted = re.search(r"'(.*)'$", str(exc))
+        problem = str(exc)
+        if quoted is not None:
+            try:
+                option.parse(quoted.group(1))
+            except ValueError as ours:
+                problem = str(ours)
         raise pytest.UsageError(f"ini key {option.name}: {problem}") from None
 
 
