@@ -26,7 +26,7 @@ from pytest_gpuperf.session import (
     GpuperfSession,
     GpuperfWarning,
     choose_backend,
-    test_id,
+    measurement_id,
 )
 from pytest_gpuperf.settings import OPTIONS, add_options, resolve
 from pytest_gpuperf.testids import checked_machine_key, module_key, split_test_id
@@ -121,7 +121,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_itemcollected(item: pytest.Item) -> None:
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.active:
-        module, test = split_test_id(test_id(item))
+        module, test = split_test_id(measurement_id(item))
         session.collected.setdefault(module, set()).add(test)
 
 

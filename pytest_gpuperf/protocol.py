@@ -311,7 +311,7 @@ def host_paced(m: Measurement) -> str:
     """Why a slower host could pace this step (empty: the GPU paces it on any host). Decided
     by GPU work per launch, which a slower or faster host does not move: an unchanged 58 us
     matmul (one launch) read 1.0-1.5x between fresh H200 processes while the host's speed
-    moved 2x; steps whose launches carry 500 us or more held within 0.5%."""
+    moved 2x; steps whose launches carry 500 us or more held within 0.8%."""
     device = m.device
     if device is None:
         return ""

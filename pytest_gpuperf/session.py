@@ -104,7 +104,7 @@ class GpuperfSession:
         from pytest_gpuperf.testids import split_test_id
 
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
-        label = test_id(item) if not done else f"{test_id(item)}#{len(done) + 1}"
+        label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
         tolerance = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance / 100.0)
         store = self.store()
         module, test = split_test_id(label)
@@ -278,7 +278,7 @@ class GpuperfSession:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def test_id(item: pytest.Item) -> str:
+def measurement_id(item: pytest.Item) -> str:
     """The id a test's measurements and baselines go by: ``<module key>.py::<name>``, the
     node id for a test inside the rootdir (see ``baseline.module_key`` for one outside)."""
     name = item.nodeid.partition("::")[2] or item.name
