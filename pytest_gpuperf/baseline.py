@@ -382,6 +382,7 @@ ENTRY_FIELDS = {
     "kernels": _Field(_kernel_counts),
     "step_mem_mb": _Field(_number),
     "host_wait_pct": _Field(_number),
+    "gpu_us_per_launch": _Field(_number),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

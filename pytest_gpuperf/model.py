@@ -205,3 +205,4 @@ class Entry:
     kernels: dict[str, float] = field(default_factory=dict)  # kernel name -> launches per step
     step_mem_mb: float | None = None  # peak above what was allocated when the step began
     host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work
+    gpu_us_per_launch: float | None = None  # GPU busy time per host launch: below 100 us a slow host can pace it

@@ -122,6 +122,7 @@ class Measurement:
             peak_mem_mb=self.rounds_info.peak_mem_mb,
             step_mem_mb=self.rounds_info.step_mem_mb,
             host_wait_pct=device.host_wait_pct if device is not None else None,
+            gpu_us_per_launch=gpu_us_per_launch(device) if device is not None else None,
             items_per_s=self.items_per_s.value if self.items_per_s else None,
             gpu_active_pct=device.gpu_active_pct if device and "gpu_active_pct" not in device.unavailable else None,
             dispatch_ratio=device.dispatch_ratio if device else None,
@@ -262,7 +263,7 @@ def measure(
         p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
         latency = _latency_budgets(budget, p50, p99, items, unjudged)
         undecided = any(r.status == UNDECIDED for r in latency)
-        if baseline is not None and not undecided:
+        if baseline is not None and not undecided and not paced_by_host(baseline):
             so_far = _rounds_entry(rounds, clocks)
             undecided = latency_change(baseline, so_far, tolerance).outcome == INCONCLUSIVE
         if len(rounds) >= settings.gpuperf_max_rounds or not consensus.any(undecided):
@@ -305,6 +306,12 @@ def measure(
     if baseline is None:
         return measurement
     return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_paced(measurement)))
+
+
+def paced_by_host(baseline: Entry) -> bool:
+    """Whether the baseline says a slower host can pace the step: its latency will not be
+    gated, so no extra rounds are spent to decide it."""
+    return baseline.gpu_us_per_launch is not None and baseline.gpu_us_per_launch < GATE_LAUNCH_US
 
 
 def host_paced(m: Measurement) -> str:

@@ -106,3 +106,20 @@ def test_order_statistic_interval_brackets_the_quantile_and_widens_when_samples_
     assert not few.exact_bounds and few.high == max(samples[:50])
     large = quantile_interval([rng.expovariate(1.0) for _ in range(5000)], 0.99)  # normal approximation
     assert large.exact_bounds and large.low < large.value < large.high
+
+
+def test_no_extra_rounds_are_spent_on_a_step_whose_latency_will_not_be_gated(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pytest_gpuperf.model import Entry
+
+    # A baseline whose rounds spread so wide that any comparison with it is inconclusive.
+    wide = Entry(30, 1.0, 1.3, (1.2, 1.4), (0.7, 1.0, 1.3))
+
+    def rounds(baseline: Entry) -> int:
+        m = measure(ReplayBackend([1.0]), lambda: None, QUICK, test_id="t", budget={}, items=None,
+                    trace_path=tmp_path / "t", baseline=baseline)  # fmt: skip
+        return len(m.round_samples_ms)
+
+    assert rounds(wide) == QUICK.gpuperf_max_rounds  # a GPU-paced step: more rounds to decide
+    assert rounds(replace(wide, gpu_us_per_launch=3.0)) == QUICK.gpuperf_rounds  # host-paced: not gated
