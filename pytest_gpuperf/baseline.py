@@ -171,7 +171,10 @@ def folder_lock(folder: Path) -> Iterator[None]:
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system that cannot lock folders (some network mounts): write unlocked
+            pass
         yield
     finally:
         os.close(fd)  # closing releases the lock
