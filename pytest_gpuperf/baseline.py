@@ -9,6 +9,7 @@ temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -171,10 +172,8 @@ def folder_lock(folder: Path) -> Iterator[None]:
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
-        try:
+        with contextlib.suppress(OSError):  # a file system that cannot lock folders (network mounts): unlocked
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a file system that cannot lock folders (some network mounts): write unlocked
-            pass
         yield
     finally:
         os.close(fd)  # closing releases the lock
