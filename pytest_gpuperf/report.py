@@ -145,13 +145,11 @@ BASELINE_COUNTS = ("regressed", "improved", "same", "inconclusive", "new", "not 
 
 def table(session: GpuperfSession) -> list[str]:
     """The report's table, one row per measurement (xdist workers' included), and its summary."""
+    lost = [f"gpuperf: {line}" for line in session.lost]
     results = session.results()
     if not results:
-        lost = [f"gpuperf: {line}" for line in session.lost]
-        return [
-            printable(line)
-            for line in ["no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)", *lost]
-        ]
+        none = "no measured tests (mark tests with gpu_budget or use the gpu_profiler fixture)"
+        return [printable(line) for line in [none, *lost]]
     head = ("test", "p50 ms", "p99 ms", "GPU active %", "dispatch", "peak MB", "bottleneck", "vs baseline", "verdict")
     rows = [head]
     for r in results:
@@ -194,8 +192,7 @@ def table(session: GpuperfSession) -> list[str]:
     lines += [f"{status} ({n} test{'s' if n > 1 else ''}): {why}" for (status, why), n in reasons.items()]
     lines += [f"{r['test']}: {r['ranks']['summary']}" for r in results if r.get("ranks")]
     lines += [f"baselines: {line}" for line in session.baseline_lines]
-    lines += [f"gpuperf: {line}" for line in session.lost]
-    return [printable(line) for line in lines]
+    return [printable(line) for line in [*lines, *lost]]
 
 
 def short_kernel_name(name: str) -> str:
