@@ -42,6 +42,10 @@ PROCESS_PEAK_NOTE = "the process's peak: reported, not gated (the step's own, st
 # waits for the host this share of the step or more in either, the host's speed moves the
 # latency between processes (ResNet-50 eager read -45% against a baseline whose host ran slower).
 HOST_WAIT_GATE_PCT = 25.0
+# ... and where each launch carries this much GPU work or more: below it a slower host can pace
+# the step (an unchanged 58 us matmul, one launch, read 1.0-1.5x between fresh H200 processes
+# while the host's speed moved 2x; steps of 500 us or more per launch held within 0.8%).
+GATE_LAUNCH_US = 100.0
 # p99 is reported against the baseline, not gated: between fresh processes on the H100 an
 # unchanged eager decode step's p99 moved 0.55-2.2x and a GEMM's 0.88-1.10x while their
 # medians held (benchmarks/results/gating-h100-1.json). Tails are held by p99_ms budgets.
@@ -123,20 +127,32 @@ def host_wait(baseline: Entry, current: Entry) -> float | None:
     return max(waits) if waits else None
 
 
-def compare(baseline: Entry, current: Entry, tolerance: float, host_paced: str = "") -> Comparison:
+def host_paced(entry: Entry) -> str:
+    """Why a slower host can pace this step (empty: the GPU paces it on any host), from GPU
+    work per launch, which a slower or faster host does not move."""
+    per_launch = entry.gpu_us_per_launch
+    if per_launch is None or per_launch >= GATE_LAUNCH_US:
+        return ""
+    return (
+        f"each launch gives the GPU {per_launch:.0f} us of work, under {GATE_LAUNCH_US:g} us: a slower host can pace it"
+    )
+
+
+def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
     """``tolerance`` is a fraction: 0.05 lets a metric be 5% worse before it regresses.
 
-    A host-paced step: ``host_paced`` says why (each launch gives the GPU under 100 us of work,
-    which does not move with the host, so a slower host can pace it), or the GPU waited for
-    the host >= 25% of the step in the baseline or now. Its latency is the host's, which moves
+    A host-paced step: each launch gives the GPU under 100 us of work (host_paced, from this
+    run's entry, else the baseline's), or the GPU waited for the host >= 25% of the step in
+    the baseline or now. Its latency is the host's, which moves
     between processes far more than within one (the zoo on an H200: HF and timm forwards 1.8-2x
     slower in later fresh processes than in the first), so the latency change is reported, not
     gated: never failed, never improved. Its kernels, launches and memory per step, compared
     exactly, decide; a p50_ms/p99_ms budget bounds its latency."""
     latency = latency_change(baseline, current, tolerance)
     wait = host_wait(baseline, current)
-    if host_paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
-        why = host_paced or f"the GPU waited for the host {wait:.0f}% of the step"
+    paced = host_paced(current) or host_paced(baseline)
+    if paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
+        why = paced or f"the GPU waited for the host {wait:.0f}% of the step"
         latency = replace(latency, gated=False, note=HOST_BOUND_NOTE.format(why=why))
     changes = [latency]
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)

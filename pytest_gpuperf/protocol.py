@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pytest_gpuperf.bottleneck import gpu_us_per_launch
 from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
-from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, latency_change
+from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, host_paced, latency_change
 from pytest_gpuperf.consensus import ALONE, Consensus
 from pytest_gpuperf.hostclock import HOST_CLOCK
 from pytest_gpuperf.metrics import analyze
@@ -34,7 +34,6 @@ from pytest_gpuperf.stats import Estimate, quantile_interval
 from pytest_gpuperf.trace import TraceFormatError, load
 
 STEADY_TOLERANCE = 0.05
-GATE_LAUNCH_US = 100.0  # latency is gated only where each launch carries at least this much GPU work
 WARMUP_CAP_FACTOR = 4.0
 MIN_CALLS_PER_ROUND = 5
 
@@ -263,7 +262,7 @@ def measure(
         p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
         latency = _latency_budgets(budget, p50, p99, items, unjudged)
         undecided = any(r.status == UNDECIDED for r in latency)
-        if baseline is not None and not undecided and not paced_by_host(baseline):
+        if baseline is not None and not undecided and not host_paced(baseline):  # else latency is not gated
             so_far = _rounds_entry(rounds, clocks)
             undecided = latency_change(baseline, so_far, tolerance).outcome == INCONCLUSIVE
         if len(rounds) >= settings.gpuperf_max_rounds or not consensus.any(undecided):
@@ -305,28 +304,7 @@ def measure(
     )
     if baseline is None:
         return measurement
-    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance, host_paced(measurement)))
-
-
-def paced_by_host(baseline: Entry) -> bool:
-    """Whether the baseline says a slower host can pace the step: its latency will not be
-    gated, so no extra rounds are spent to decide it."""
-    return baseline.gpu_us_per_launch is not None and baseline.gpu_us_per_launch < GATE_LAUNCH_US
-
-
-def host_paced(m: Measurement) -> str:
-    """Why a slower host could pace this step (empty: the GPU paces it on any host). Decided
-    by GPU work per launch, which a slower or faster host does not move: an unchanged 58 us
-    matmul (one launch) read 1.0-1.5x between fresh H200 processes while the host's speed
-    moved 2x; steps whose launches carry 500 us or more held within 0.8%."""
-    device = m.device
-    if device is None:
-        return ""
-    per_launch = gpu_us_per_launch(device)
-    if per_launch < GATE_LAUNCH_US:
-        work = f"each launch gives the GPU {per_launch:.0f} us of work"
-        return f"{work}, under {GATE_LAUNCH_US:g} us: a slower host can pace it"
-    return ""
+    return replace(measurement, comparison=compare(baseline, measurement.entry, tolerance))
 
 
 def _known(clocks: list[float | None]) -> tuple[float, ...]:

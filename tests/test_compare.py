@@ -229,16 +229,18 @@ def test_p99_is_reported_but_never_decides_the_verdict() -> None:
 
 def test_a_host_paced_steps_latency_is_reported_not_gated_and_its_counts_decide() -> None:
     slower = compare(
-        entry(items_per_s=100.0), entry(scaled(STEADY, 1.4), items_per_s=71.4), 0.05, host_paced="3 us per launch"
+        entry(items_per_s=100.0), entry(scaled(STEADY, 1.4), items_per_s=71.4, gpu_us_per_launch=3.0), 0.05
     )
     assert slower.status == SAME  # nor through items per second, the latency upside down
     assert not next(c for c in slower.changes if c.metric == "items_per_s").gated
     latency = slower.latency
     assert latency is not None and not latency.gated and latency.outcome == REGRESSED
-    assert "host-paced step (3 us per launch)" in latency.note
+    assert "host-paced step (each launch gives the GPU 3 us of work, under 100 us: a slower host can pace it)" in (
+        latency.note
+    )
     assert slower.summary() == "+40.0% host-paced, same"
     # Its kernel count still gates exactly.
-    more = compare(entry(kernels_per_step=10.0), entry(kernels_per_step=11.0), 0.05, host_paced="3 us")
+    more = compare(entry(kernels_per_step=10.0), entry(kernels_per_step=11.0, gpu_us_per_launch=3.0), 0.05)
     assert more.status == REGRESSED
 
 
