@@ -29,7 +29,7 @@ except ImportError:  # Windows
 
 from pytest_gpuperf.model import Entry, EnvInfo
 from pytest_gpuperf.testids import base_test, module_file
-from pytest_gpuperf.text import brief, count
+from pytest_gpuperf.text import brief, count, finite
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number
@@ -321,11 +321,8 @@ def _machine(path: Path, raw: Any, lines: dict[tuple[str, ...], int]) -> Machine
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, 0 or more, not {brief(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # a 400-digit integer
-        number = math.inf
-    if not (math.isfinite(number) and number >= 0):
+    number = finite(value)
+    if number is None or number < 0:
         raise ValueError(f"expected a finite number, 0 or more, not {brief(value)}")
     return number
 

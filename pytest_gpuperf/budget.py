@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_gpuperf.stats import Estimate
+from pytest_gpuperf.text import brief, finite
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,9 @@ def parse_budget(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, 
 
 def budget_number(key: str, value: Any) -> float:
     """A marker's number as a float: finite, 0 or more (a 400-digit int overflows a float)."""
-    try:
-        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-    except OverflowError:
-        number = math.inf
-    if not (math.isfinite(number) and number >= 0):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise BudgetError(f"{key}={shown}: expected a finite number, 0 or more")
+    number = finite(value)
+    if number is None or number < 0:
+        raise BudgetError(f"{key}={brief(value, 40)}: expected a finite number, 0 or more")
     return number
 
 

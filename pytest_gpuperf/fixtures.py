@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -10,7 +9,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_gpuperf.session import SESSION_KEY, GpuperfSession, nvtx_range
-from pytest_gpuperf.text import brief
+from pytest_gpuperf.text import brief, finite
 
 T = TypeVar("T")
 
@@ -50,12 +49,8 @@ def check_items(items: object) -> None:
     into a baseline that could then not be read back)."""
     if items is None:
         return
-    number = items if isinstance(items, (int, float)) and not isinstance(items, bool) else math.nan
-    try:
-        finite = math.isfinite(number) and number > 0
-    except OverflowError:  # an int too large for a float
-        finite = False
-    if not finite:
+    number = finite(items)
+    if number is None or number <= 0:
         raise ValueError(f"gpu_profiler: items must be a finite number above 0, not {brief(items)}")
 
 

@@ -1,11 +1,25 @@
-"""Small text helpers for everything the plugin prints: counts and untrusted names."""
+"""Small helpers for what users hand in and what the plugin prints: numbers from markers,
+fixture arguments and baseline files; counts; untrusted names."""
 
 from __future__ import annotations
 
+import math
 import re
 
 # C0 and C1 control characters (ESC starts terminal escape codes), DEL; tab and newline are not in it.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def finite(value: object) -> float | None:
+    """``value`` as a float if it is a real, finite number (not a bool, not NaN or inf, not an
+    int too large for a float, such as 10**400), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
