@@ -51,7 +51,6 @@ FIXES = {
         "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True against fragmentation"
     ),
     "overhead-bound": "capture the step as a CUDA graph (torch.cuda.CUDAGraph, replayed with static inputs)",
-    "mixed": "",  # built from the host's and the device's fixes
     "communication-bound": (
         "overlap communication with computation (async collectives, bucketing), or use a smaller tensor-parallel degree"
     ),

@@ -37,15 +37,17 @@ class HostClockBackend:
     name = HOST_CLOCK
 
     def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads  # torch's intra-op threads; None where unknown
-
-    def env(self) -> EnvInfo:
+        """``threads``: torch's intra-op threads; None where unknown. The environment is read
+        once here: env() is asked for every measurement."""
         try:
             torch_version: str | None = metadata.version("torch")
         except metadata.PackageNotFoundError:
             torch_version = None
-        threads = f", {self.threads} torch thread{'s' if self.threads != 1 else ''}" if self.threads else ""
-        return EnvInfo(self.name, f"cpu: {cpu_model()}{threads}", torch=torch_version)
+        named = f", {threads} torch thread{'s' if threads != 1 else ''}" if threads else ""
+        self._env = EnvInfo(self.name, f"cpu: {cpu_model()}{named}", torch=torch_version)
+
+    def env(self) -> EnvInfo:
+        return self._env
 
     def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
         times = []

@@ -288,8 +288,8 @@ def measurement_id(item: pytest.Item) -> str:
 def user_properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
     """The measured metrics, as JUnit XML properties: ``gpuperf_p50_ms`` for a test's first
     measurement, ``gpuperf#2_p50_ms`` for its second, so no two properties share a name."""
-    _, _, number = m.test_id.rpartition("#")
-    prefix = f"gpuperf#{number}_" if number.isdigit() and base_test(m.test_id) != m.test_id else "gpuperf_"
+    suffix = m.test_id[len(base_test(m.test_id)) :]  # "#2" for a test's second measurement
+    prefix = f"gpuperf{suffix}_"
     return [(prefix + name.removeprefix("gpuperf_"), value) for name, value in _properties(m, failing)]
 
 
