@@ -41,9 +41,9 @@ def load_nsys(path: str | Path) -> Trace:
         raise TraceFormatError(source, f"cannot open SQLite file: {exc}") from None
     try:
         return _read(conn, source)
+    except TraceFormatError:
+        raise
     except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:  # a damaged schema or odd values
-        if isinstance(exc, TraceFormatError):
-            raise
         raise TraceFormatError(source, f"unreadable Nsight Systems export: {exc}") from None
     finally:
         conn.close()

@@ -15,7 +15,7 @@ import pytest
 from pytest_gpuperf.deadline import deadline
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.settings import Settings
-from pytest_gpuperf.testids import base_test, file_stem, module_key
+from pytest_gpuperf.testids import base_test, file_stem, module_key, split_test_id
 from pytest_gpuperf.text import count
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
@@ -101,7 +101,6 @@ class GpuperfSession:
 
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
         from pytest_gpuperf.compare import INCONCLUSIVE, NEW, NOT_COMPARED, REGRESSED, SAME, UNREADABLE, Comparison
-        from pytest_gpuperf.testids import split_test_id
 
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
@@ -211,7 +210,6 @@ class GpuperfSession:
 
     def recorded(self, m: Measurement) -> bool:
         """Whether this run staged ``m`` as a new baseline entry."""
-        from pytest_gpuperf.testids import split_test_id
 
         if self.baselines is None:
             return False
@@ -280,7 +278,7 @@ class GpuperfSession:
 
 def measurement_id(item: pytest.Item) -> str:
     """The id a test's measurements and baselines go by: ``<module key>.py::<name>``, the
-    node id for a test inside the rootdir (see ``baseline.module_key`` for one outside)."""
+    node id for a test inside the rootdir (see ``testids.module_key`` for one outside)."""
     name = item.nodeid.partition("::")[2] or item.name
     return f"{module_key(item.path, item.config.rootpath)}.py::{name}"
 
