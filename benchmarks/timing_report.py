@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.stats import quantile_interval
+from pytest_gpuperf.judging.stats import quantile_interval
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.plots
 from benchmarks.plots import png

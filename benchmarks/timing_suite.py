@@ -35,7 +35,7 @@ import torch
 
 from benchmarks.workloads import WORKLOADS, build
 from pytest_gpuperf.cuda.backend import CudaBackend
-from pytest_gpuperf.protocol import measure
+from pytest_gpuperf.measuring.protocol import measure
 from pytest_gpuperf.settings import OPTIONS, Settings
 
 OUT = Path(os.environ.get("TIMING_TRUTH_OUT", "timing-truth.jsonl"))

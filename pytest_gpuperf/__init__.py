@@ -13,26 +13,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_gpuperf.baseline import BaselineError
-    from pytest_gpuperf.budget import BudgetError
+    from pytest_gpuperf.analysis.load import load
+    from pytest_gpuperf.analysis.metrics import analyze
+    from pytest_gpuperf.analysis.trace import TraceFormatError
     from pytest_gpuperf.cuda.graphs import GraphCaptureError
     from pytest_gpuperf.cuda.kv_pool import KVPoolError, KVPoolExhausted
-    from pytest_gpuperf.deadline import MeasurementTimeout
-    from pytest_gpuperf.metrics import analyze
-    from pytest_gpuperf.protocol import MeasurementError
-    from pytest_gpuperf.trace import TraceFormatError, load
+    from pytest_gpuperf.judging.baseline import BaselineError
+    from pytest_gpuperf.judging.budget import BudgetError
+    from pytest_gpuperf.measuring.deadline import MeasurementTimeout
+    from pytest_gpuperf.measuring.protocol import MeasurementError
 
 __version__ = "0.1.0"
 
 # name -> the module that defines it
 _LAZY = {
-    "analyze": "pytest_gpuperf.metrics",
-    "load": "pytest_gpuperf.trace",
-    "TraceFormatError": "pytest_gpuperf.trace",
-    "BaselineError": "pytest_gpuperf.baseline",
-    "BudgetError": "pytest_gpuperf.budget",
-    "MeasurementError": "pytest_gpuperf.protocol",
-    "MeasurementTimeout": "pytest_gpuperf.deadline",
+    "analyze": "pytest_gpuperf.analysis.metrics",
+    "load": "pytest_gpuperf.analysis.load",
+    "TraceFormatError": "pytest_gpuperf.analysis.trace",
+    "BaselineError": "pytest_gpuperf.judging.baseline",
+    "BudgetError": "pytest_gpuperf.judging.budget",
+    "MeasurementError": "pytest_gpuperf.measuring.protocol",
+    "MeasurementTimeout": "pytest_gpuperf.measuring.deadline",
     "GraphCaptureError": "pytest_gpuperf.cuda.graphs",
     "KVPoolError": "pytest_gpuperf.cuda.kv_pool",
     "KVPoolExhausted": "pytest_gpuperf.cuda.kv_pool",

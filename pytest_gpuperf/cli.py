@@ -8,9 +8,12 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from pytest_gpuperf import __version__, metrics, trace
-from pytest_gpuperf.ranks import rank_spread
-from pytest_gpuperf.report import render_ranks, render_trace
+from pytest_gpuperf import __version__
+from pytest_gpuperf.analysis.load import load
+from pytest_gpuperf.analysis.metrics import analyze
+from pytest_gpuperf.analysis.ranks import rank_spread
+from pytest_gpuperf.analysis.trace import TraceFormatError
+from pytest_gpuperf.report.terminal import render_ranks, render_trace
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for path in args.traces:
         try:
-            loaded = trace.load(path, time_unit=args.time_unit)
-        except trace.TraceFormatError as exc:
+            loaded = load(path, time_unit=args.time_unit)
+        except TraceFormatError as exc:
             print(f"gpuperf: error: {exc}", file=sys.stderr)
             return 2
-        results.append(metrics.analyze(loaded, top=args.top))
+        results.append(analyze(loaded, top=args.top))
     spread = rank_spread(results) if len(results) > 1 else None
     if args.json:
         payload: Any = (

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pytest_gpuperf.judging.text import brief, finite
 from pytest_gpuperf.session import SESSION_KEY, GpuperfSession, nvtx_range
-from pytest_gpuperf.text import brief, finite
 
 T = TypeVar("T")
 

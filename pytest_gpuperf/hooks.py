@@ -9,7 +9,7 @@ import pytest
 
 @pytest.hookspec(firstresult=True)
 def pytest_gpuperf_make_backend(config: pytest.Config, settings: Any) -> Any:
-    """Return the backend that times calls (see pytest_gpuperf.protocol.Backend), or None
+    """Return the backend that times calls (see pytest_gpuperf.measuring.backend.Backend), or None
     for the default: CUDA events on a GPU, else the host clock. A replay backend here
     makes a suite's own tests of its budgets GPU-free."""
 

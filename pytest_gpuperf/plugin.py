@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from pytest_gpuperf import gpus, hooks
-from pytest_gpuperf.budget import BudgetError, budget_number, parse_budget
-from pytest_gpuperf.consensus import launched_rank
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
+from pytest_gpuperf.judging.budget import BudgetError, budget_number, parse_budget
+from pytest_gpuperf.judging.testids import checked_machine_key, module_key, split_test_id
+from pytest_gpuperf.judging.text import count
+from pytest_gpuperf.measuring.consensus import launched_rank
 from pytest_gpuperf.session import (
     BUDGET_KEY,
     MEASUREMENTS_KEY,
@@ -29,8 +31,6 @@ from pytest_gpuperf.session import (
     measurement_id,
 )
 from pytest_gpuperf.settings import OPTIONS, add_options, resolve
-from pytest_gpuperf.testids import checked_machine_key, module_key, split_test_id
-from pytest_gpuperf.text import count
 
 __all__ = ["cuda_graph", "gpu_profiler", "kv_pool"]
 
@@ -113,7 +113,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.active:
         return []
-    from pytest_gpuperf import report
+    from pytest_gpuperf.report import terminal as report
 
     return report.header(session)
 
@@ -208,7 +208,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     result = yield  # the test's own exception, if any, propagates as itself
     failed = [m for m in item.stash.get(MEASUREMENTS_KEY, []) if session.failing(m)]
     if failed:
-        from pytest_gpuperf import report
+        from pytest_gpuperf.report import terminal as report
 
         pytest.fail("\n\n".join(report.failure_text(m, session) for m in failed), pytrace=False)
     return result
@@ -242,7 +242,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.active:
         return
-    from pytest_gpuperf import report
+    from pytest_gpuperf.report import terminal as report
 
     if not session.reporting:
         terminalreporter.write_line(f"gpuperf: rank {session.rank} of {session.world_size}: rank 0 reports every rank")
@@ -266,7 +266,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if state.settings.gpuperf_json and state.reporting:
-        from pytest_gpuperf import report
+        from pytest_gpuperf.report import terminal as report
 
         report.write_json(state, Path(state.settings.gpuperf_json))
 

@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_gpuperf.deadline import deadline
 from pytest_gpuperf.gpus import gpu_turn
+from pytest_gpuperf.judging.testids import base_test, file_stem, module_key, split_test_id
+from pytest_gpuperf.judging.text import count
+from pytest_gpuperf.measuring.deadline import deadline
 from pytest_gpuperf.settings import Settings
-from pytest_gpuperf.testids import base_test, file_stem, module_key, split_test_id
-from pytest_gpuperf.text import count
 
 if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
-    from pytest_gpuperf.baseline import BaselineStore
-    from pytest_gpuperf.consensus import Consensus
-    from pytest_gpuperf.protocol import Backend, Measurement
+    from pytest_gpuperf.judging.baseline import BaselineStore
+    from pytest_gpuperf.measuring.backend import Backend
+    from pytest_gpuperf.measuring.consensus import Consensus
+    from pytest_gpuperf.measuring.protocol import Measurement
 
 SESSION_KEY = pytest.StashKey["GpuperfSession"]()
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
@@ -65,7 +66,7 @@ class GpuperfSession:
     def consensus(self) -> Consensus:
         """How this process agrees with the other ranks (itself alone outside torchrun)."""
         if self._consensus is None:
-            from pytest_gpuperf.consensus import ALONE
+            from pytest_gpuperf.measuring.consensus import ALONE
 
             if self.world_size > 1:
                 from pytest_gpuperf.cuda.distributed import TorchDistributed
@@ -87,7 +88,7 @@ class GpuperfSession:
 
     def store(self) -> BaselineStore:
         if self.baselines is None:
-            from pytest_gpuperf.baseline import BaselineStore, Machine, machine_key
+            from pytest_gpuperf.judging.baseline import BaselineStore, Machine, machine_key
 
             assert self.backend is not None
             env = self.backend.env()
@@ -100,7 +101,15 @@ class GpuperfSession:
         return self.baselines
 
     def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
-        from pytest_gpuperf.compare import INCONCLUSIVE, NEW, NOT_COMPARED, REGRESSED, SAME, UNREADABLE, Comparison
+        from pytest_gpuperf.judging.compare import (
+            INCONCLUSIVE,
+            NEW,
+            NOT_COMPARED,
+            REGRESSED,
+            SAME,
+            UNREADABLE,
+            Comparison,
+        )
 
         done = item.stash.setdefault(MEASUREMENTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
@@ -145,8 +154,8 @@ class GpuperfSession:
 
     def _with_ranks(self, item: pytest.Item, result: Measurement, consensus: Consensus) -> Measurement:
         """Every rank's figures for this test (under torchrun), and the budgets they decide."""
-        from pytest_gpuperf.budget import KEYS, judge
-        from pytest_gpuperf.ranks import RanksReport
+        from pytest_gpuperf.analysis.ranks import RanksReport
+        from pytest_gpuperf.judging.budget import KEYS, judge
 
         ranks = None
         if consensus.world_size > 1:
@@ -183,7 +192,7 @@ class GpuperfSession:
         tolerance: float,
         consensus: Consensus,
     ) -> Measurement:
-        from pytest_gpuperf.protocol import measure
+        from pytest_gpuperf.measuring.protocol import measure
 
         assert self.backend is not None
         self._traces += 1
@@ -218,13 +227,13 @@ class GpuperfSession:
 
     def results(self) -> list[dict[str, Any]]:
         """Every measurement of the session as report data, those of xdist workers included."""
-        from pytest_gpuperf import report
+        from pytest_gpuperf.report import terminal as report
 
         return [report.measurement_dict(m, self) for m in self.measurements] + self.remote
 
     def problems(self, m: Measurement) -> list[str]:
         """Why the baseline gate fails this measurement (budgets are judged apart)."""
-        from pytest_gpuperf.compare import NEW, NOT_COMPARED, REGRESSED, UNREADABLE
+        from pytest_gpuperf.judging.compare import NEW, NOT_COMPARED, REGRESSED, UNREADABLE
 
         c = m.comparison
         if c is None:
@@ -339,7 +348,7 @@ def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, 
     if custom is not None:
         return custom, None
     from pytest_gpuperf.cuda.host import cuda_missing, torch_threads
-    from pytest_gpuperf.hostclock import HostClockBackend
+    from pytest_gpuperf.measuring.hostclock import HostClockBackend
 
     device, require = settings.gpuperf_device, settings.gpuperf_require_gpu
     if device == "cpu":

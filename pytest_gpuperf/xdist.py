@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pytest_gpuperf.baseline import entry_from_dict, entry_to_dict
+from pytest_gpuperf.judging.baseline import entry_from_dict, entry_to_dict
 
 if TYPE_CHECKING:
     from pytest_gpuperf.session import GpuperfSession

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.model import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
 
 
 class ReplayBackend:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpuperf.baseline import (
+from pytest_gpuperf.judging.baseline import (
     BaselineError,
     BaselineStore,
     Machine,
@@ -18,7 +18,8 @@ from pytest_gpuperf.baseline import (
     render,
     write_atomic,
 )
-from pytest_gpuperf.model import Entry, EnvInfo
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.measuring.backend import EnvInfo
 
 H100 = Machine("NVIDIA H100 80GB HBM3", "580.159.04", "13.0", "2.11.0+cu130")
 ENTRY = Entry(

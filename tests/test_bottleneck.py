@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_gpuperf import analyze, load
-from pytest_gpuperf.model import Bottleneck
+from pytest_gpuperf.analysis.results import Bottleneck
 from tests.traces import cpu_op, kernel, runtime, trace
 
 H100 = [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}]

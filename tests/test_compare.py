@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from pytest_gpuperf.compare import (
+from pytest_gpuperf.judging.compare import (
     IMPROVED,
     INCONCLUSIVE,
     REGRESSED,
@@ -15,8 +15,8 @@ from pytest_gpuperf.compare import (
     outcome,
     rounds_to_decide,
 )
-from pytest_gpuperf.model import Entry
-from pytest_gpuperf.stats import quantile_interval
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.stats import quantile_interval
 
 # Round medians of a steady step, as a CUDA-graph decode step shows them (0.05% apart).
 STEADY = (1.1061, 1.1063, 1.1060, 1.1064, 1.1062, 1.1061, 1.1065, 1.1062, 1.1063, 1.1060)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pytest_gpuperf.consensus import ALONE, launched_rank
-from pytest_gpuperf.ranks import RanksReport
+from pytest_gpuperf.analysis.ranks import RanksReport
+from pytest_gpuperf.measuring.consensus import ALONE, launched_rank
 from tests.test_plugin import FAST
 
 # Rank 1's step is ten times slower than rank 0's, so each rank on its own would pick other

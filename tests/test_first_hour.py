@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpuperf.baseline import BaselineError, BaselineStore, Machine, read, write_atomic
+from pytest_gpuperf.analysis.chrome import gunzip
+from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.cli import main as gpuperf_main
-from pytest_gpuperf.model import Entry
-from pytest_gpuperf.protocol import MeasurementError, measure, warm_up
+from pytest_gpuperf.judging.baseline import BaselineError, BaselineStore, Machine, read, write_atomic
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.testids import checked_machine_key, file_stem
+from pytest_gpuperf.judging.text import printable
+from pytest_gpuperf.measuring.protocol import MeasurementError, measure, warm_up
 from pytest_gpuperf.settings import OPTIONS, Settings
-from pytest_gpuperf.testids import checked_machine_key, file_stem
-from pytest_gpuperf.text import printable
-from pytest_gpuperf.trace import TraceFormatError, gunzip
 from tests.conftest import REPO_ON_PATH
 from tests.replay import ReplayBackend
 
@@ -66,7 +67,7 @@ def test_1_kv_pool_defaults_to_the_device_the_machine_has() -> None:
 
 
 def test_2_a_slow_first_call_does_not_size_the_rounds() -> None:
-    from pytest_gpuperf.hostclock import HostClockBackend
+    from pytest_gpuperf.measuring.hostclock import HostClockBackend
 
     calls = []
 
@@ -247,8 +248,8 @@ def test_10_command_line_paths_are_relative_to_the_current_folder(pytester: pyte
 
 
 def test_10_cpu_baselines_are_kept_apart_by_cpu_model_and_threads() -> None:
-    from pytest_gpuperf.baseline import machine_key
-    from pytest_gpuperf.hostclock import HostClockBackend
+    from pytest_gpuperf.judging.baseline import machine_key
+    from pytest_gpuperf.measuring.hostclock import HostClockBackend
 
     one, eight = machine_key(HostClockBackend(1).env()), machine_key(HostClockBackend(8).env())
     assert one != eight and one.startswith("cpu-") and one.endswith("-1-torch-thread")
@@ -270,10 +271,10 @@ def test_11_error_classes_import_from_the_package_and_gpuperf_has_a_version(
 
 
 def test_11_counts_read_as_english() -> None:
-    from pytest_gpuperf.budget import judge
+    from pytest_gpuperf.judging.budget import judge
 
     assert "(short by 20.0%)" in judge("items_per_s_min", 10.0, 8.0).describe()
-    from pytest_gpuperf.text import count
+    from pytest_gpuperf.judging.text import count
 
     assert (count(1, "entry", "entries"), count(2, "call")) == ("1 entry", "2 calls")
 
@@ -308,7 +309,7 @@ def test_13_concurrent_processes_lose_no_entries(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         {REPO_ON_PATH}
-        from pytest_gpuperf.baseline import BaselineStore
+        from pytest_gpuperf.judging.baseline import BaselineStore
         from tests.test_first_hour import ENTRY, H100
         store = BaselineStore(Path(sys.argv[1]), "h100", H100, Path(sys.argv[1]))
         store.lookup("tests/test_m", "x")
@@ -379,7 +380,7 @@ def test_15_malformed_yaml_is_a_named_error_quickly(tmp_path: Path, text: str, w
 
 
 def test_15_an_oversized_file_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_gpuperf.baseline as baseline
+    import pytest_gpuperf.judging.baseline as baseline
 
     monkeypatch.setattr(baseline, "MAX_FILE_BYTES", 100)
     path = tmp_path / "big.yaml"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_gpuperf.protocol import Measurement, measure
+from pytest_gpuperf.measuring.protocol import Measurement, measure
 from pytest_gpuperf.settings import OPTIONS, Settings
 
 pytestmark = pytest.mark.gpu

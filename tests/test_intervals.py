@@ -1,4 +1,4 @@
-from pytest_gpuperf import intervals
+from pytest_gpuperf.analysis import intervals
 
 
 def test_merge_unions_overlapping_touching_and_nested_intervals() -> None:

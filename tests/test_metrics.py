@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_gpuperf import analyze, load
-from pytest_gpuperf.model import DeviceMetrics
+from pytest_gpuperf.analysis.results import DeviceMetrics
 from tests.traces import cpu_op, kernel, runtime, step, trace
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpuperf.testids import file_stem
+from pytest_gpuperf.judging.testids import file_stem
 from tests.conftest import REPO_ON_PATH
 from tests.traces import DATA
 

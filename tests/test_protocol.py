@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpuperf.budget import FAIL, PASS, UNAVAILABLE, UNDECIDED, BudgetError, judge, parse_budget, settle
-from pytest_gpuperf.hostclock import HostClockBackend
-from pytest_gpuperf.protocol import measure, warm_up
+from pytest_gpuperf.judging.budget import FAIL, PASS, UNAVAILABLE, UNDECIDED, BudgetError, judge, parse_budget, settle
+from pytest_gpuperf.judging.stats import Estimate, quantile, quantile_interval
+from pytest_gpuperf.measuring.hostclock import HostClockBackend
+from pytest_gpuperf.measuring.protocol import measure, warm_up
 from pytest_gpuperf.settings import OPTIONS, Settings
-from pytest_gpuperf.stats import Estimate, quantile, quantile_interval
 from tests.replay import ReplayBackend
 
 DEFAULTS = Settings(**{o.name: o.default for o in OPTIONS})
@@ -111,7 +111,7 @@ def test_order_statistic_interval_brackets_the_quantile_and_widens_when_samples_
 def test_no_extra_rounds_are_spent_on_a_step_whose_latency_will_not_be_gated(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from pytest_gpuperf.model import Entry
+    from pytest_gpuperf.judging.entry import Entry
 
     # A baseline whose rounds spread so wide that any comparison with it is inconclusive.
     wide = Entry(30, 1.0, 1.3, (1.2, 1.4), (0.7, 1.0, 1.3))

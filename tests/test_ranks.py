@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_gpuperf import analyze, load
-from pytest_gpuperf.ranks import rank_spread
+from pytest_gpuperf.analysis.ranks import rank_spread
 from tests.traces import kernel, trace
 
 
@@ -57,7 +57,7 @@ def test_nccl_overlap_is_the_share_of_nccl_time_other_device_work_ran_alongside(
 
 
 def test_interval_intersection() -> None:
-    from pytest_gpuperf.intervals import intersect
+    from pytest_gpuperf.analysis.intervals import intersect
 
     assert intersect([(0, 4), (6, 10)], [(2, 7), (9, 12)]) == [(2, 4), (6, 7), (9, 10)]
     assert intersect([(0, 1)], [(1, 2)]) == [] and intersect([], [(0, 1)]) == []

@@ -14,7 +14,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 from pytest_gpuperf.cuda.nvml import SmClock
-from pytest_gpuperf.model import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
 
 L2_FLUSH_BYTES = 256 * 2**20  # larger than any current GPU's L2 cache
 

@@ -22,8 +22,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pytest_gpuperf.model import Entry
-from pytest_gpuperf.stats import quantile_interval
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.stats import quantile_interval
 
 REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
 NEW, NOT_COMPARED, UNREADABLE = "new", "not compared", "unreadable baseline"

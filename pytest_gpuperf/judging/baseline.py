@@ -27,9 +27,10 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from pytest_gpuperf.model import Entry, EnvInfo
-from pytest_gpuperf.testids import base_test, module_file
-from pytest_gpuperf.text import brief, count, finite
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.testids import base_test, module_file
+from pytest_gpuperf.judging.text import brief, count, finite
+from pytest_gpuperf.measuring.backend import EnvInfo
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number

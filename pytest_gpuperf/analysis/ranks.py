@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_gpuperf.model import TraceMetrics
+from pytest_gpuperf.analysis.results import TraceMetrics
 
 SPREAD_METRICS = (
     "gpu_active_pct",

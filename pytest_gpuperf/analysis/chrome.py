@@ -1,35 +1,25 @@
-"""The normalized trace every loader produces, and the Chrome/Kineto loader.
-
-A loader's job is only to turn a file into a :class:`Trace`: device operations,
-host intervals, launch calls keyed by correlation id, allocation calls and
-FLOP-carrying operators. The metric definitions live in ``metrics.py`` and never
-look at raw events, so a Kineto trace and an Nsight Systems export are measured
-by the same code.
-
-Times are float microseconds relative to the trace's first complete event:
-rebasing before the conversion to float keeps nanosecond precision even for
-integer timestamps far beyond 2**53.
-"""
+"""The Chrome/Kineto trace loader: torch.profiler's ``.json``/``.json.gz`` into a :class:`Trace`."""
 
 from __future__ import annotations
 
-import gc
 import math
-import os
 import re
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from math import isfinite
-from pathlib import Path
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, TypeGuard
 
 import msgspec
 
-from pytest_gpuperf.intervals import Interval
-
-KERNEL, MEMCPY, MEMSET = "kernel", "memcpy", "memset"
+from pytest_gpuperf.analysis.trace import (
+    KERNEL,
+    MEMCPY,
+    MEMSET,
+    DeviceOp,
+    FlopOp,
+    Trace,
+    TraceFormatError,
+    collector_paused,
+)
 
 # What each Kineto category is to the analysis, by current spelling and the
 # capitalised ones of older releases (anything else is looked up lower-cased).
@@ -51,122 +41,6 @@ _ROLES = {
 }
 
 _TIME_UNITS = {"us": 1.0, "ns": 1e-3}
-
-
-class TraceFormatError(ValueError):
-    """A trace file that cannot be read; the message names the file and the problem."""
-
-    def __init__(self, source: str, problem: str) -> None:
-        super().__init__(f"{source}: {problem}")
-        self.source = source
-        self.problem = problem
-
-
-class DeviceOp(NamedTuple):
-    start: float
-    end: float
-    kind: str  # KERNEL, MEMCPY or MEMSET
-    name: str
-    device: int
-    stream: int
-    correlation: int | None
-
-
-class ApiCall(NamedTuple):
-    """A CUDA runtime or driver call (a launch, a copy, a malloc, a sync)."""
-
-    name: str
-    start: float
-    end: float
-
-
-class FlopOp(NamedTuple):
-    """A host operator with a FLOP count and the bytes its tensors occupy."""
-
-    name: str
-    flops: float
-    bytes: float
-    element_size: int
-
-
-@dataclass
-class Trace:
-    source: str
-    device_ops: list[DeviceOp] = field(default_factory=list)
-    host: list[Interval] = field(default_factory=list)  # cpu ops, runtime and driver calls
-    syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
-    api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
-    allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
-    frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)
-    flop_ops: list[FlopOp] = field(default_factory=list)
-    steps: int = 1
-    device_names: dict[int, str] = field(default_factory=dict)
-    rank: int | None = None
-
-    def add_api_call(self, name: str, start: float, end: float, correlation: int | None) -> None:
-        """A CUDA runtime or driver call: host work, joined to device work by its
-        correlation id, and sorted out if it waits (a sync) or allocates."""
-        call = ApiCall(name, start, end)
-        self.host.append((start, end))
-        if correlation is not None:
-            self.api_calls[correlation] = call
-        if is_sync_call(name):
-            self.syncs.append((start, end))
-        elif is_allocation_call(name):
-            self.allocations.append(call)
-        elif is_free_call(name):
-            self.frees.append(call)
-
-
-def is_sync_call(name: str) -> bool:
-    return "Synchronize" in name
-
-
-def is_allocation_call(name: str) -> bool:
-    return name.startswith(("cudaMalloc", "cuMemAlloc")) or name == "cuMemCreate"
-
-
-def is_free_call(name: str) -> bool:
-    return name.startswith(("cudaFree", "cuMemFree")) or name == "cuMemRelease"
-
-
-def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "us") -> Trace:
-    """Load a Kineto/Chrome trace (path to ``.json`` or ``.json.gz``, or a parsed
-    dict) or an Nsight Systems SQLite export (path), chosen by content."""
-    if isinstance(source, dict):
-        # Through the same decoder as a file: one path, one set of checks.
-        try:
-            raw = msgspec.json.encode(source)
-        except (TypeError, ValueError, msgspec.MsgspecError) as exc:
-            raise TraceFormatError("<dict>", f"not JSON data: {exc}") from None
-        return from_chrome(_decode(raw, "<dict>"), "<dict>", time_unit=time_unit)
-    path = Path(source)
-    name = str(path)
-    try:
-        return _load_file(path, name, time_unit)
-    except (UnicodeDecodeError, OverflowError, RecursionError, MemoryError) as exc:
-        # Data no check above foresaw (invalid UTF-8 in a name, a number beyond float range):
-        # still the one documented error, naming the file.
-        raise TraceFormatError(name, f"unreadable trace data: {type(exc).__name__}: {str(exc)[:200]}") from None
-
-
-def _load_file(path: Path, name: str, time_unit: str) -> Trace:
-    try:
-        size = path.stat().st_size
-        if size > MAX_TRACE_BYTES:
-            raise TraceFormatError(name, f"{size} bytes: larger than gpuperf reads ({MAX_TRACE_BYTES} bytes)")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
-    if raw.startswith(b"SQLite format 3\x00"):
-        from pytest_gpuperf.nsys import load_nsys  # sqlite3 only when needed
-
-        return load_nsys(path)
-    if raw[:2] == b"\x1f\x8b":
-        raw = gunzip(raw, name)
-    document = _decode(raw, name)
-    del raw  # the text can go before the events are read: peak memory is the decoded document
-    return from_chrome(document, name, time_unit=time_unit)
 
 
 # The decoding schema names only the fields the analysis reads, so the decoder
@@ -226,19 +100,6 @@ def _json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a trace is a million small objects and
-    no cycles, so collections while building or measuring it only cost time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 MAX_TRACE_BYTES = 4 * 2**30  # JSON text; a million-event trace is about 320 MB
 _GUNZIP_CHUNK = 64 * 2**20
 
@@ -266,7 +127,7 @@ def gunzip(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES) -> bytes:
     return bytes(out)
 
 
-def _decode(raw: bytes, name: str) -> Any:
+def decode(raw: bytes, name: str) -> Any:
     if not raw.strip():
         raise TraceFormatError(name, "file is empty")
     try:

@@ -15,14 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pytest_gpuperf.trace import (
-    KERNEL,
-    MEMCPY,
-    MEMSET,
-    DeviceOp,
-    Trace,
-    TraceFormatError,
-)
+from pytest_gpuperf.analysis.trace import KERNEL, MEMCPY, MEMSET, DeviceOp, Trace, TraceFormatError
 
 _DEVICE_TABLES = (
     ("CUPTI_ACTIVITY_KIND_KERNEL", KERNEL),

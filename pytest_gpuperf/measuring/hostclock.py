@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.model import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
 
 NO_GPU = "host clock: there is no GPU to profile"
 HOST_CLOCK = "host-clock"

@@ -19,47 +19,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from pytest_gpuperf.bottleneck import gpu_us_per_launch
-from pytest_gpuperf.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
-from pytest_gpuperf.compare import INCONCLUSIVE, SIDE_CONFIDENCE, Comparison, compare, host_paced, latency_change
-from pytest_gpuperf.consensus import ALONE, Consensus
-from pytest_gpuperf.hostclock import HOST_CLOCK
-from pytest_gpuperf.metrics import analyze
-from pytest_gpuperf.model import DeviceMetrics, Entry, EnvInfo, RoundsInfo, TraceMetrics
-from pytest_gpuperf.ranks import RanksReport
+from pytest_gpuperf.analysis.bottleneck import gpu_us_per_launch
+from pytest_gpuperf.analysis.load import load
+from pytest_gpuperf.analysis.metrics import analyze
+from pytest_gpuperf.analysis.ranks import RanksReport
+from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
+from pytest_gpuperf.analysis.trace import TraceFormatError
+from pytest_gpuperf.judging.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
+from pytest_gpuperf.judging.compare import (
+    INCONCLUSIVE,
+    SIDE_CONFIDENCE,
+    Comparison,
+    compare,
+    host_paced,
+    latency_change,
+)
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.stats import Estimate, quantile_interval
+from pytest_gpuperf.measuring.backend import Backend, EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.consensus import ALONE, Consensus
+from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
 from pytest_gpuperf.settings import Settings
-from pytest_gpuperf.stats import Estimate, quantile_interval
-from pytest_gpuperf.trace import TraceFormatError, load
 
 STEADY_TOLERANCE = 0.05
 WARMUP_CAP_FACTOR = 4.0
 MIN_CALLS_PER_ROUND = 5
-
-
-class Backend(Protocol):
-    """How calls are timed and what else is read around them."""
-
-    name: str
-
-    def env(self) -> EnvInfo: ...
-
-    def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
-        """Run ``step`` ``calls`` times; the time of each call in ms, synchronized once at the end."""
-        ...
-
-    def begin_rounds(self) -> None: ...
-
-    def end_round(self) -> float | None:
-        """Called after each round; the SM clock (MHz) now, or None where it cannot be read."""
-        ...
-
-    def end_rounds(self) -> RoundsInfo: ...
-
-    def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
-        """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import statistics
 from collections import defaultdict
 from dataclasses import replace
 
-from pytest_gpuperf import intervals
-from pytest_gpuperf.bottleneck import classify, host_wait_pct, is_elementwise, is_gemm
-from pytest_gpuperf.model import (
+from pytest_gpuperf.analysis import intervals
+from pytest_gpuperf.analysis.bottleneck import classify, host_wait_pct, is_elementwise, is_gemm
+from pytest_gpuperf.analysis.results import (
     AllocationStats,
     CopyStats,
     DeviceMetrics,
@@ -29,7 +29,7 @@ from pytest_gpuperf.model import (
     Launches,
     TraceMetrics,
 )
-from pytest_gpuperf.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
+from pytest_gpuperf.analysis.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
 
 SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"

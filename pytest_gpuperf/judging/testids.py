@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from pytest_gpuperf.text import brief
+from pytest_gpuperf.judging.text import brief
 
 OUTSIDE_ROOTDIR = "_outside_rootdir"
 

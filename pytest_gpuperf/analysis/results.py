@@ -1,4 +1,4 @@
-"""Result types of the analysis: plain frozen dataclasses, stdlib only."""
+"""What the analysis finds in a trace: plain frozen dataclasses, stdlib only."""
 
 from __future__ import annotations
 
@@ -152,57 +152,3 @@ class TraceMetrics:
         out.update(primary.to_dict())
         out["devices"] = [d.to_dict() for d in self.devices]
         return out
-
-
-@dataclass(frozen=True)
-class EnvInfo:
-    """Where and how a measurement was taken."""
-
-    backend: str  # "cuda-events", "host-clock", or a custom backend's name
-    device: str  # GPU name, or "cpu"
-    driver: str | None = None
-    cuda: str | None = None
-    torch: str | None = None
-
-
-@dataclass(frozen=True)
-class RoundsInfo:
-    """What the backend saw around the timed rounds."""
-
-    peak_mem_mb: float | None = None  # the process's peak allocated during the rounds
-    step_mem_mb: float | None = None  # that peak less what was allocated when the rounds began: the step's own
-    new_allocations: int | None = None  # device allocations (cudaMalloc segments) after warmup
-    sm_clock_mhz: float | None = None  # median SM clock sampled during the rounds
-    sm_clock_max_mhz: float | None = None
-
-    @property
-    def throttled(self) -> bool:
-        """The SM clock ran far below its maximum: the timing is not the card's steady state."""
-        if self.sm_clock_mhz is None or not self.sm_clock_max_mhz:
-            return False
-        return self.sm_clock_mhz < THROTTLED_CLOCK_FRACTION * self.sm_clock_max_mhz
-
-
-THROTTLED_CLOCK_FRACTION = 0.85
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a baseline keeps of one measured test, and what a new measurement is compared as."""
-
-    samples: int
-    p50_ms: float
-    p99_ms: float
-    p99_ci_ms: tuple[float, float]  # order-statistic interval at the comparison's per-side confidence
-    round_medians_ms: tuple[float, ...]
-    round_clock_mhz: tuple[float, ...] = ()  # the SM clock after each round; empty where none was read
-    peak_mem_mb: float | None = None
-    items_per_s: float | None = None
-    gpu_active_pct: float | None = None
-    dispatch_ratio: float | None = None
-    kernels_per_step: float | None = None
-    launches_per_step: float | None = None
-    kernels: dict[str, float] = field(default_factory=dict)  # kernel name -> launches per step
-    step_mem_mb: float | None = None  # peak above what was allocated when the step began
-    host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work
-    gpu_us_per_launch: float | None = None  # GPU busy time per host launch: below 100 us a slow host can pace it

@@ -26,12 +26,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pytest_gpuperf.devices import peak_for
-from pytest_gpuperf.model import Bottleneck
+from pytest_gpuperf.analysis.devices import peak_for
+from pytest_gpuperf.analysis.results import Bottleneck
 
 if TYPE_CHECKING:
-    from pytest_gpuperf.model import DeviceMetrics
-    from pytest_gpuperf.trace import Trace
+    from pytest_gpuperf.analysis.results import DeviceMetrics
+    from pytest_gpuperf.analysis.trace import Trace
 
 ALLOCATION_STALL_PCT = 10.0
 OVERHEAD_LAUNCH_US = 5.0  # GPU work per launch below this: host-bound on any host

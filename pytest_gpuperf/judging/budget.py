@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_gpuperf.stats import Estimate
-from pytest_gpuperf.text import brief, finite
+from pytest_gpuperf.judging.stats import Estimate
+from pytest_gpuperf.judging.text import brief, finite
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_gpuperf.hostclock import HOST_CLOCK
-from pytest_gpuperf.model import DeviceMetrics, TraceMetrics
-from pytest_gpuperf.ranks import RankSpread
-from pytest_gpuperf.testids import base_test
-from pytest_gpuperf.text import count, printable
+from pytest_gpuperf.analysis.ranks import RankSpread
+from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
+from pytest_gpuperf.judging.testids import base_test
+from pytest_gpuperf.judging.text import count, printable
+from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
 
 if TYPE_CHECKING:
-    from pytest_gpuperf.protocol import Measurement
+    from pytest_gpuperf.measuring.protocol import Measurement
     from pytest_gpuperf.session import GpuperfSession
 
 MAX_KERNELS_LISTED = 8

@@ -1,0 +1,51 @@
+"""``load()``: a trace file of any format gpuperf reads, chosen by its content."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pytest_gpuperf.analysis.chrome import MAX_TRACE_BYTES, decode, from_chrome, gunzip
+from pytest_gpuperf.analysis.trace import Trace, TraceFormatError
+
+
+def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "us") -> Trace:
+    """Load a Kineto/Chrome trace (path to ``.json`` or ``.json.gz``, or a parsed
+    dict) or an Nsight Systems SQLite export (path), chosen by content."""
+    if isinstance(source, dict):
+        # Through the same decoder as a file: one path, one set of checks.
+        try:
+            raw = msgspec.json.encode(source)
+        except (TypeError, ValueError, msgspec.MsgspecError) as exc:
+            raise TraceFormatError("<dict>", f"not JSON data: {exc}") from None
+        return from_chrome(decode(raw, "<dict>"), "<dict>", time_unit=time_unit)
+    path = Path(source)
+    name = str(path)
+    try:
+        return _load_file(path, name, time_unit)
+    except (UnicodeDecodeError, OverflowError, RecursionError, MemoryError) as exc:
+        # Data no check above foresaw (invalid UTF-8 in a name, a number beyond float range):
+        # still the one documented error, naming the file.
+        raise TraceFormatError(name, f"unreadable trace data: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _load_file(path: Path, name: str, time_unit: str) -> Trace:
+    try:
+        size = path.stat().st_size
+        if size > MAX_TRACE_BYTES:
+            raise TraceFormatError(name, f"{size} bytes: larger than gpuperf reads ({MAX_TRACE_BYTES} bytes)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
+    if raw.startswith(b"SQLite format 3\x00"):
+        from pytest_gpuperf.analysis.nsys import load_nsys  # sqlite3 only when needed
+
+        return load_nsys(path)
+    if raw[:2] == b"\x1f\x8b":
+        raw = gunzip(raw, name)
+    document = decode(raw, name)
+    del raw  # the text can go before the events are read: peak memory is the decoded document
+    return from_chrome(document, name, time_unit=time_unit)

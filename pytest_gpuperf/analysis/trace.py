@@ -1,0 +1,114 @@
+"""The normalized trace every loader produces (``chrome.py``, ``nsys.py``; ``load.py`` picks one).
+
+A loader's job is only to turn a file into a :class:`Trace`: device operations,
+host intervals, launch calls keyed by correlation id, allocation calls and
+FLOP-carrying operators. The metric definitions live in ``metrics.py`` and never
+look at raw events, so a Kineto trace and an Nsight Systems export are measured
+by the same code.
+
+Times are float microseconds relative to the trace's first complete event:
+rebasing before the conversion to float keeps nanosecond precision even for
+integer timestamps far beyond 2**53.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pytest_gpuperf.analysis.intervals import Interval
+
+KERNEL, MEMCPY, MEMSET = "kernel", "memcpy", "memset"
+
+
+class TraceFormatError(ValueError):
+    """A trace file that cannot be read; the message names the file and the problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+class DeviceOp(NamedTuple):
+    start: float
+    end: float
+    kind: str  # KERNEL, MEMCPY or MEMSET
+    name: str
+    device: int
+    stream: int
+    correlation: int | None
+
+
+class ApiCall(NamedTuple):
+    """A CUDA runtime or driver call (a launch, a copy, a malloc, a sync)."""
+
+    name: str
+    start: float
+    end: float
+
+
+class FlopOp(NamedTuple):
+    """A host operator with a FLOP count and the bytes its tensors occupy."""
+
+    name: str
+    flops: float
+    bytes: float
+    element_size: int
+
+
+@dataclass
+class Trace:
+    source: str
+    device_ops: list[DeviceOp] = field(default_factory=list)
+    host: list[Interval] = field(default_factory=list)  # cpu ops, runtime and driver calls
+    syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
+    api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
+    allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
+    frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)
+    flop_ops: list[FlopOp] = field(default_factory=list)
+    steps: int = 1
+    device_names: dict[int, str] = field(default_factory=dict)
+    rank: int | None = None
+
+    def add_api_call(self, name: str, start: float, end: float, correlation: int | None) -> None:
+        """A CUDA runtime or driver call: host work, joined to device work by its
+        correlation id, and sorted out if it waits (a sync) or allocates."""
+        call = ApiCall(name, start, end)
+        self.host.append((start, end))
+        if correlation is not None:
+            self.api_calls[correlation] = call
+        if is_sync_call(name):
+            self.syncs.append((start, end))
+        elif is_allocation_call(name):
+            self.allocations.append(call)
+        elif is_free_call(name):
+            self.frees.append(call)
+
+
+def is_sync_call(name: str) -> bool:
+    return "Synchronize" in name
+
+
+def is_allocation_call(name: str) -> bool:
+    return name.startswith(("cudaMalloc", "cuMemAlloc")) or name == "cuMemCreate"
+
+
+def is_free_call(name: str) -> bool:
+    return name.startswith(("cudaFree", "cuMemFree")) or name == "cuMemRelease"
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a trace is a million small objects and
+    no cycles, so collections while building or measuring it only cost time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()

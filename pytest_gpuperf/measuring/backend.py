@@ -1,0 +1,66 @@
+"""What a backend is (how calls are timed, and what else is read around them) and what it
+reports: where it measured (EnvInfo) and what it saw around the timed rounds (RoundsInfo).
+The CUDA backend lives in ``pytest_gpuperf.cuda``; the host clock in ``hostclock``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Where and how a measurement was taken."""
+
+    backend: str  # "cuda-events", "host-clock", or a custom backend's name
+    device: str  # GPU name, or "cpu"
+    driver: str | None = None
+    cuda: str | None = None
+    torch: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundsInfo:
+    """What the backend saw around the timed rounds."""
+
+    peak_mem_mb: float | None = None  # the process's peak allocated during the rounds
+    step_mem_mb: float | None = None  # that peak less what was allocated when the rounds began: the step's own
+    new_allocations: int | None = None  # device allocations (cudaMalloc segments) after warmup
+    sm_clock_mhz: float | None = None  # median SM clock sampled during the rounds
+    sm_clock_max_mhz: float | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """The SM clock ran far below its maximum: the timing is not the card's steady state."""
+        if self.sm_clock_mhz is None or not self.sm_clock_max_mhz:
+            return False
+        return self.sm_clock_mhz < THROTTLED_CLOCK_FRACTION * self.sm_clock_max_mhz
+
+
+THROTTLED_CLOCK_FRACTION = 0.85
+
+
+class Backend(Protocol):
+    """How calls are timed and what else is read around them."""
+
+    name: str
+
+    def env(self) -> EnvInfo: ...
+
+    def call_times_ms(self, step: Callable[[], Any], calls: int) -> list[float]:
+        """Run ``step`` ``calls`` times; the time of each call in ms, synchronized once at the end."""
+        ...
+
+    def begin_rounds(self) -> None: ...
+
+    def end_round(self) -> float | None:
+        """Called after each round; the SM clock (MHz) now, or None where it cannot be read."""
+        ...
+
+    def end_rounds(self) -> RoundsInfo: ...
+
+    def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
+        """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
+        ...
