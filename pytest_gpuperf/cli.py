@@ -13,7 +13,7 @@ from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
 from pytest_gpuperf.analysis.ranks import rank_spread
 from pytest_gpuperf.analysis.trace import TraceFormatError
-from pytest_gpuperf.report.terminal import render_ranks, render_trace
+from pytest_gpuperf.report.traces import render_ranks, render_trace
 
 
 def _parser() -> argparse.ArgumentParser:

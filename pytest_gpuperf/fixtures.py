@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_gpuperf.judging.text import brief, finite
-from pytest_gpuperf.session import SESSION_KEY, GpuperfSession, nvtx_range
+from pytest_gpuperf.measuring.nvtx import nvtx_range
+from pytest_gpuperf.session import SESSION_KEY, GpuperfSession
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ class GpuProfiler:
 
     def __call__(self, fn: Callable[..., T], *args: Any, items: float | None = None, **kwargs: Any) -> T:
         check_items(items)
-        if self._session is None or not self._session.active:
+        if self._session is None:  # no --gpuperf: one plain call
             return fn(*args, **kwargs)
         last: list[T] = []
 
@@ -65,10 +66,10 @@ def cuda_graph() -> Callable[..., Any]:
     """Capture a step as a CUDA graph: ``g = cuda_graph(step, *example_inputs, batch_sizes=None)``;
     ``g(*inputs)`` copies the inputs into static buffers, replays and returns the static outputs.
     Skips the test where torch sees no CUDA device."""
-    import torch
+    from pytest_gpuperf.cuda.host import cuda_missing, torch_version
 
-    if not torch.cuda.is_available():
-        pytest.skip(f"cuda_graph needs a CUDA device; torch {torch.__version__} sees none")
+    if cuda_missing() is not None:
+        pytest.skip(f"cuda_graph needs a CUDA device; torch {torch_version()} sees none")
     from pytest_gpuperf.cuda.graphs import CudaGraphStep
 
     def capture(step: Callable[..., Any], *example_inputs: Any, **options: Any) -> CudaGraphStep:

@@ -1,74 +1,141 @@
-"""State of one pytest session: settings, the backend, baselines, and every measurement."""
+"""The plugin object of a ``--gpuperf`` run: registered only then, its methods are the hooks
+(as pytest-xdist's DSession and pytest-memray's Manager are). It measures the tests, keeps
+their results, and at the end reports them and writes the baselines."""
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import json
 import shutil
 import tempfile
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from pytest_gpuperf.gpus import gpu_turn
+from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
+from pytest_gpuperf.judging.compare import INCONCLUSIVE, NEW, NOT_COMPARED, SAME, UNREADABLE, Comparison
 from pytest_gpuperf.judging.testids import base_test, file_stem, module_key, split_test_id
 from pytest_gpuperf.judging.text import count
+from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
+from pytest_gpuperf.measuring.backend import Backend
+from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.deadline import deadline
+from pytest_gpuperf.measuring.hostclock import HostClockBackend
+from pytest_gpuperf.measuring.nvtx import nvtx_range
+from pytest_gpuperf.measuring.protocol import Measurement, measure_test
+from pytest_gpuperf.report import terminal
+from pytest_gpuperf.report.jsonfile import write_json
+from pytest_gpuperf.report.rows import Row, row
 from pytest_gpuperf.settings import Settings
 
-if TYPE_CHECKING:  # the protocol pulls in the analysis core: imported when measuring
-    from pytest_gpuperf.judging.baseline import BaselineStore
-    from pytest_gpuperf.measuring.backend import Backend
-    from pytest_gpuperf.measuring.consensus import Consensus
-    from pytest_gpuperf.measuring.protocol import Measurement
-
-SESSION_KEY = pytest.StashKey["GpuperfSession"]()
+SESSION_KEY = pytest.StashKey["GpuperfSession"]()  # set only under --gpuperf
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
-TOLERANCE_KEY = pytest.StashKey[float]()  # from @pytest.mark.gpu_baseline(tolerance_pct=...), as a fraction
-MEASUREMENTS_KEY = pytest.StashKey[list["Measurement"]]()
+TOLERANCE_KEY = pytest.StashKey[float]()  # percent, from @pytest.mark.gpu_baseline(tolerance_pct=...)
+RESULTS_KEY = pytest.StashKey[list["Result"]]()
+XDIST_KEY = "gpuperf"  # the key of a worker's results in pytest-xdist's workeroutput
+BENCHMARK_MIN_ROUND_S = 0.002
 
 
 class GpuperfWarning(pytest.PytestWarning):
     """A measurement that could not be judged against its baseline (too noisy to tell)."""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where this process measures: its rank in a torchrun job, its GPU among pytest-xdist workers."""
+
+    rank: int = 0
+    world_size: int = 1
+    gpu: str | None = None  # the GPU this pytest-xdist worker was given
+    gpu_lock_dir: Path | None = None  # set where workers share GPUs: measurements take turns
+    machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
+
+    @property
+    def reporting(self) -> bool:
+        """Whether this process reports and writes files: rank 0 of a torchrun job, or the only one."""
+        return self.world_size == 1 or self.rank == 0
+
+
 @dataclass
-class GpuperfSession:
-    settings: Settings
-    backend: Backend | None = None  # None: gpuperf is off
-    note: str | None = None  # said once in the report header (e.g. no GPU)
-    measurements: list[Measurement] = field(default_factory=list)
-    saved_traces: dict[int, str] = field(default_factory=dict)  # id(measurement) -> path
-    baselines: BaselineStore | None = None  # opened on the first measurement
-    rootdir: Path = field(default_factory=Path.cwd)
+class Coverage:
+    """Which tests the run collected, and whether it ran whole modules: a baseline entry is stale
+    only where its module was collected whole."""
+
     collected: dict[str, set[str]] = field(default_factory=dict)  # module -> test names, before deselection
     narrowed: set[str] = field(default_factory=set)  # modules run only in part (test ids given)
     deselected: int = 0
-    remote: list[dict[str, Any]] = field(default_factory=list)  # results sent by pytest-xdist workers
-    baseline_lines: list[str] = field(default_factory=list)  # what the end of the session did to baselines
-    lost: list[str] = field(default_factory=list)  # pytest-xdist workers that ended without sending results
-    measured_on: dict[str, list[str]] = field(default_factory=dict)  # xdist worker id -> tests it measured
-    machine_key: str | None = None  # from the pytest_gpuperf_machine_key hook; None: from the device name
-    world_size: int = 1  # ranks of the torchrun job this process is one of
-    rank: int = 0
-    gpu: str | None = None  # the GPU this pytest-xdist worker was given
-    gpu_lock_dir: Path | None = None  # set where workers share GPUs: measurements take turns
-    _consensus: Consensus | None = None
-    _scratch: Path | None = None
-    _traces: int = 0
 
-    @property
-    def active(self) -> bool:
-        return self.backend is not None
+    def to_wire(self) -> dict[str, Any]:
+        collected = {m: sorted(tests) for m, tests in self.collected.items()}
+        return {"collected": collected, "narrowed": sorted(self.narrowed), "deselected": self.deselected}
+
+    def merge(self, wire: dict[str, Any]) -> None:
+        for module, tests in wire["collected"].items():
+            self.collected.setdefault(module, set()).update(tests)
+        self.narrowed.update(wire["narrowed"])
+        # Every worker collects the whole suite, so each reports the same deselection.
+        self.deselected = max(self.deselected, wire["deselected"])
+
+
+@dataclass(frozen=True)
+class Result:
+    """A measurement as this run judged it."""
+
+    measurement: Measurement
+    verdict: Verdict
+    recorded: bool  # staged as a new baseline entry
+
+
+class TraceFiles:
+    """Numbered files for the profiled passes, in a temporary folder removed at the end."""
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._made = 0
+
+    def next(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="gpuperf-"))
+        self._made += 1
+        return self._folder / f"{self._made}.pt.trace.json.gz"
+
+    def remove(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class GpuperfSession:
+    def __init__(
+        self, settings: Settings, backend: Backend, note: str | None, placement: Placement, rootdir: Path
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.note = note  # said once in the report header (e.g. no GPU)
+        self.placement = placement
+        self.rootdir = rootdir
+        self.coverage = Coverage()
+        self.results: list[Result] = []
+        self.saved_traces: dict[int, str] = {}  # id(measurement) -> where its trace was kept
+        self.remote: list[Row] = []  # rows sent by pytest-xdist workers
+        self.lost: list[str] = []  # pytest-xdist workers that ended without sending results
+        self.measured_on: dict[str, list[str]] = {}  # xdist worker id -> tests it measured
+        self.baseline_lines: list[str] = []  # what the end of the session did to baselines
+        self.policy = Policy(update=settings.gpuperf_update_baselines, strict=settings.gpuperf_strict_baselines)
+        self._baselines: BaselineStore | None = None  # opened on the first measurement
+        self._consensus: Consensus | None = None
+        self._traces = TraceFiles()
+
+    # --- measuring -----------------------------------------------------------------------------------
 
     def consensus(self) -> Consensus:
         """How this process agrees with the other ranks (itself alone outside torchrun)."""
         if self._consensus is None:
-            from pytest_gpuperf.measuring.consensus import ALONE
-
-            if self.world_size > 1:
+            if self.placement.world_size > 1:
                 from pytest_gpuperf.cuda.distributed import TorchDistributed
 
                 self._consensus = TorchDistributed()
@@ -76,139 +143,74 @@ class GpuperfSession:
                 self._consensus = ALONE
         return self._consensus
 
-    @property
-    def reporting(self) -> bool:
-        """Whether this process reports and writes files: rank 0 of a torchrun job, or the only one."""
-        return self.world_size == 1 or self.rank == 0
-
-    def scratch(self) -> Path:
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="gpuperf-"))
-        return self._scratch
-
     def store(self) -> BaselineStore:
-        if self.baselines is None:
-            from pytest_gpuperf.judging.baseline import BaselineStore, Machine, machine_key
-
-            assert self.backend is not None
+        if self._baselines is None:
             env = self.backend.env()
-            key = self.machine_key or machine_key(env)
-            if self.world_size > 1 and not self.machine_key:
-                key = f"{key}-x{self.world_size}"  # a job's step differs with its world size
-            self.baselines = BaselineStore(
-                self.rootdir / self.settings.gpuperf_baselines_dir, key, Machine.of(env), self.rootdir
-            )
-        return self.baselines
+            key = self.placement.machine_key or machine_key(env)
+            if self.placement.world_size > 1 and not self.placement.machine_key:
+                key = f"{key}-x{self.placement.world_size}"  # a job's step differs with its world size
+            folder = self.rootdir / self.settings.gpuperf_baselines_dir
+            self._baselines = BaselineStore(folder, key, Machine.of(env), self.rootdir)
+        return self._baselines
 
-    def measure(self, item: pytest.Item, step: Any, items: float | None) -> Measurement:
-        from pytest_gpuperf.judging.compare import (
-            INCONCLUSIVE,
-            NEW,
-            NOT_COMPARED,
-            REGRESSED,
-            SAME,
-            UNREADABLE,
-            Comparison,
-        )
-
-        done = item.stash.setdefault(MEASUREMENTS_KEY, [])
+    def measure(self, item: pytest.Item, step: Callable[[], Any], items: float | None) -> Measurement:
+        """Measure ``step`` for ``item``, compare it with its baseline, stage a new baseline
+        entry where the run records them, and judge it."""
+        done = item.stash.setdefault(RESULTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
-        tolerance = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance / 100.0)
-        store = self.store()
+        tolerance_pct = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance)
         module, test = split_test_id(label)
-        found = store.lookup(module, test)
-        update = self.settings.gpuperf_update_baselines
-        consensus = self.consensus()
+        found = self.store().lookup(module, test)
         limit = deadline(self.settings.gpuperf_timeout, label)
-        with gpu_turn(self.gpu_lock_dir, self.gpu), nvtx_range(label), limit:
-            result = self._measure(item, step, items, label, found.entry, tolerance, consensus)
-            first = result.comparison
-            suspected = first is not None and first.status == REGRESSED and not update
-            if consensus.any(suspected):  # every rank measures again, or the step's collectives hang
-                # A suspected regression is measured again before it fails the test.
-                again = self._measure(item, step, items, label, found.entry, tolerance, consensus)
-                if suspected:
-                    assert first is not None and again.comparison is not None
-                    worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
-                    told = f"{', '.join(worse)}: regressed"
-                    again = replace(again, comparison=replace(again.comparison, first_attempt=told))
-                result = again
-        result = self._with_ranks(item, result, consensus)
-        if result.comparison is None:
-            status = UNREADABLE if found.error else NOT_COMPARED if found.other_setup else NEW
-            result = replace(result, comparison=Comparison(status, tolerance * 100.0, reason=found.reason))
-        assert result.comparison is not None
-        comparison = replace(result.comparison, baseline_file=self.shown(found.path))
-        result = replace(result, comparison=comparison)
-        if update and found.error is None and comparison.status != SAME:
-            refused = store.stage(module, test, result.entry)
+        with gpu_turn(self.placement.gpu_lock_dir, self.placement.gpu), nvtx_range(label), limit:
+            measured = measure_test(
+                self.backend,
+                step,
+                self.settings.protocol(),
+                test_id=label,
+                budget=item.stash.get(BUDGET_KEY, {}),
+                items=items,
+                trace_paths=self._traces.next,
+                baseline=found.entry,
+                tolerance_pct=tolerance_pct,
+                recording=self.policy.update,
+                consensus=self.consensus(),
+            )
+        measured = replace(measured, comparison=self._with_lookup(measured.comparison, found, tolerance_pct))
+        result = self._judged(measured, found, module, test)
+        if result.measurement.comparison is not None and result.measurement.comparison.status == INCONCLUSIVE:
+            self._warn_inconclusive(item, result.measurement.comparison, label)
+        done.append(result)
+        self.results.append(result)
+        item.user_properties.extend(user_properties(result))
+        return measured
+
+    def _with_lookup(self, comparison: Comparison | None, found: Lookup, tolerance_pct: float) -> Comparison:
+        """The comparison, or why there is none, naming the baseline file either way."""
+        shown = self.shown(found.path)
+        if comparison is not None:
+            return replace(comparison, baseline_file=shown)
+        status = UNREADABLE if found.error else NOT_COMPARED if found.other_setup else NEW
+        return Comparison(status, tolerance_pct, reason=found.reason, baseline_file=shown)
+
+    def _judged(self, m: Measurement, found: Lookup, module: str, test: str) -> Result:
+        """The verdict, and the new baseline entry where this run records them."""
+        assert m.comparison is not None
+        recorded = False
+        if self.policy.update and found.error is None and m.comparison.status != SAME:
+            refused = self.store().stage(module, test, m.entry)
             if refused:
                 self.baseline_lines.append(refused)
-        if comparison.status == INCONCLUSIVE and not update:
-            unsure = [c.describe() for c in comparison.changes if c.gated and c.outcome == INCONCLUSIVE]
-            item.warn(GpuperfWarning(f"{label}: inconclusive against its baseline: {'; '.join(unsure)}"))
-        done.append(result)
-        self.measurements.append(result)
-        item.user_properties.extend(user_properties(result, self.failing(result)))
-        return result
+            recorded = not refused
+        return Result(m, verdict(m.budgets, m.comparison, self.policy), recorded)
 
-    def _with_ranks(self, item: pytest.Item, result: Measurement, consensus: Consensus) -> Measurement:
-        """Every rank's figures for this test (under torchrun), and the budgets they decide."""
-        from pytest_gpuperf.analysis.ranks import RanksReport
-        from pytest_gpuperf.judging.budget import KEYS, judge
+    def _warn_inconclusive(self, item: pytest.Item, comparison: Comparison, label: str) -> None:
+        if self.policy.update:
+            return
+        unsure = [c.describe() for c in comparison.changes if c.gated and c.outcome == INCONCLUSIVE]
+        item.warn(GpuperfWarning(f"{label}: inconclusive against its baseline: {'; '.join(unsure)}"))
 
-        ranks = None
-        if consensus.world_size > 1:
-            device = result.device
-            nccl_per_step = device.nccl_us / device.steps if device is not None and device.steps else None
-            payload = {
-                "rank": consensus.rank,
-                "p50_ms": result.p50.value,
-                "p99_ms": result.p99.value,
-                "nccl_pct": device.nccl_pct if device is not None else None,
-                "nccl_us_per_step": nccl_per_step,
-                "nccl_overlap_pct": device.nccl_overlap_pct if device is not None else None,
-            }
-            ranks = RanksReport.of(consensus.gather(payload))
-        budgets = list(result.budgets)
-        for key, limit in item.stash.get(BUDGET_KEY, {}).items():
-            if KEYS[key].source != "ranks":
-                continue
-            if ranks is None:
-                budgets.append(judge(key, limit, None, "one process: run under torchrun with 2 or more ranks"))
-            elif (imbalance := ranks.nccl_imbalance_pct) is None:
-                budgets.append(judge(key, limit, None, "no NCCL kernel time in every rank's profiled pass"))
-            else:
-                budgets.append(judge(key, limit, imbalance))
-        return replace(result, ranks=ranks, budgets=tuple(budgets))
-
-    def _measure(
-        self,
-        item: pytest.Item,
-        step: Any,
-        items: float | None,
-        label: str,
-        baseline: Any,
-        tolerance: float,
-        consensus: Consensus,
-    ) -> Measurement:
-        from pytest_gpuperf.measuring.protocol import measure
-
-        assert self.backend is not None
-        self._traces += 1
-        trace_path = self.scratch() / f"{self._traces}.pt.trace.json.gz"
-        return measure(
-            self.backend,
-            step,
-            self.settings,
-            test_id=label,
-            budget=item.stash.get(BUDGET_KEY, {}),
-            items=items,
-            trace_path=trace_path,
-            baseline=baseline,
-            tolerance=tolerance,
-            consensus=consensus,
-        )
+    # --- files and rows ------------------------------------------------------------------------------
 
     def shown(self, path: Path) -> str:
         """A path as the report shows it: relative to the rootdir where it lies inside."""
@@ -216,39 +218,6 @@ class GpuperfSession:
             return path.relative_to(self.rootdir).as_posix()
         except ValueError:
             return str(path)
-
-    def recorded(self, m: Measurement) -> bool:
-        """Whether this run staged ``m`` as a new baseline entry."""
-
-        if self.baselines is None:
-            return False
-        module, test = split_test_id(m.test_id)
-        return self.baselines.staged.get(module, {}).get(test) is not None
-
-    def results(self) -> list[dict[str, Any]]:
-        """Every measurement of the session as report data, those of xdist workers included."""
-        from pytest_gpuperf.report import terminal as report
-
-        return [report.measurement_dict(m, self) for m in self.measurements] + self.remote
-
-    def problems(self, m: Measurement) -> list[str]:
-        """Why the baseline gate fails this measurement (budgets are judged apart)."""
-        from pytest_gpuperf.judging.compare import NEW, NOT_COMPARED, REGRESSED, UNREADABLE
-
-        c = m.comparison
-        if c is None:
-            return []
-        if c.status == UNREADABLE:
-            return [f"baseline unreadable (the file is left as it is): {c.reason}"]
-        if c.status == REGRESSED and not self.settings.gpuperf_update_baselines:
-            return ["regressed against its baseline"]
-        strict = self.settings.gpuperf_strict_baselines and not self.settings.gpuperf_update_baselines
-        if strict and c.status in (NEW, NOT_COMPARED):
-            return [f"no baseline to compare with (--gpuperf-strict-baselines): {c.reason}"]
-        return []
-
-    def failing(self, m: Measurement) -> bool:
-        return bool(m.failed or self.problems(m))
 
     def trace_target(self, measurement: Measurement) -> Path:
         return Path(self.settings.gpuperf_trace_dir) / f"{file_stem(measurement.test_id)}.pt.trace.json.gz"
@@ -262,15 +231,30 @@ class GpuperfSession:
         shutil.copyfile(measurement.trace_path, target)
         self.saved_traces[id(measurement)] = str(target)
 
+    def rows(self) -> list[Row]:
+        """Every measurement of the session as a report row, those of xdist workers included."""
+        local = [
+            row(r.measurement, r.verdict, recorded=r.recorded, trace_saved=self.saved_traces.get(id(r.measurement)))
+            for r in self.results
+        ]
+        return local + self.remote
+
+    def failure_text(self, r: Result) -> str:
+        m = r.measurement
+        kept = m.trace_path is not None and self.settings.gpuperf_save_traces != "none"
+        trace_file = self.shown(self.trace_target(m)) if kept else None
+        return terminal.failure_text(m, r.verdict, rank=self.placement.rank, trace_file=trace_file)
+
     def finish(self, interrupted: bool) -> None:
         """At the end of the session (the controller's, under xdist): list the entries of
         tests that no longer exist, and write the staged baselines, once."""
-        if (self.baselines is None and not self.collected) or not self.reporting:
+        if (self._baselines is None and not self.coverage.collected) or not self.placement.reporting:
             return  # under torchrun, rank 0 writes
         store = self.store()
-        stale = store.stale(self.collected, self.narrowed)
-        update = self.settings.gpuperf_update_baselines
-        whole = not self.narrowed and not self.deselected and not interrupted
+        coverage = self.coverage
+        stale = store.stale(coverage.collected, coverage.narrowed)
+        update = self.policy.update
+        whole = not coverage.narrowed and not coverage.deselected and not interrupted
         self.baseline_lines += store.flush(stale, remove_stale=update and whole, whole=whole)
         if stale and not (update and whole):
             listed = [f"{module}.py::{name}" for module, names in sorted(stale.items()) for name in names]
@@ -280,9 +264,190 @@ class GpuperfSession:
                 "removes them"
             )
 
-    def close(self) -> None:
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+    # --- pytest-xdist ----------------------------------------------------------------------------------
+
+    def worker_payload(self) -> dict[str, Any]:
+        """What a worker sends at its end: its rows, the baseline entries it staged and its
+        coverage, as builtin types (execnet carries no dataclasses)."""
+        from pytest_gpuperf.judging.baseline import entry_to_dict
+
+        staged = self._baselines.staged if self._baselines is not None else {}
+        data = {
+            "rows": [r.to_wire() for r in self.rows()],
+            "staged": {m: {t: entry_to_dict(e) for t, e in tests.items()} for m, tests in staged.items()},
+            "coverage": self.coverage.to_wire(),
+        }
+        # Through JSON: execnet carries only builtin types (no list subclasses, no dataclasses).
+        plain: dict[str, Any] = json.loads(json.dumps(data))
+        return plain
+
+    def merge_worker(self, data: dict[str, Any]) -> None:
+        from pytest_gpuperf.judging.baseline import entry_from_dict
+
+        self.remote.extend(Row.from_wire(r) for r in data["rows"])
+        store = self.store()
+        for module, tests in data["staged"].items():
+            for test, entry in tests.items():
+                store.stage(module, test, entry_from_dict(entry))
+        self.coverage.merge(data["coverage"])
+
+    # --- hooks -------------------------------------------------------------------------------------------
+
+    def pytest_unconfigure(self) -> None:
+        self._traces.remove()
+
+    @pytest.hookimpl(trylast=True)  # called last, shown first: under pytest's own lines, as before any plugin's
+    def pytest_report_header(self) -> list[str]:
+        s = self.settings
+        return terminal.header(
+            self.backend.name,
+            self.backend.env(),
+            s.protocol(),
+            save_traces=s.gpuperf_save_traces,
+            flush_l2=s.gpuperf_flush_l2,
+            note=self.note,
+        )
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        module, test = split_test_id(measurement_id(item))
+        self.coverage.collected.setdefault(module, set()).add(test)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.coverage.deselected += len(items)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+        if "benchmark" in funcargs:
+            self._synchronize_benchmark(funcargs["benchmark"])
+        function = item if isinstance(item, pytest.Function) and self._measures_whole_body(item) else None
+        body: Callable[..., Any] | None = function.obj if function is not None else None
+        if function is not None and body is not None:
+            function.obj = self._measured_body(function, body)
+        try:
+            result = yield  # the test's own exception, if any, propagates as itself
+        finally:
+            if function is not None:
+                function.obj = body
+        failed = [r for r in item.stash.get(RESULTS_KEY, []) if r.verdict.failing]
+        if failed:
+            pytest.fail("\n\n".join(self.failure_text(r) for r in failed), pytrace=False)
+        return result
+
+    def _measures_whole_body(self, item: pytest.Function) -> bool:
+        """A budgeted test that does not use gpu_profiler: its whole body is the measured step."""
+        if BUDGET_KEY not in item.stash or "gpu_profiler" in item.fixturenames:
+            return False
+        return not inspect.iscoroutinefunction(item.obj)
+
+    def _measured_body(self, item: pytest.Function, body: Callable[..., Any]) -> Callable[..., None]:
+        """The test function as pytest calls it, measured: pytest resolves its fixtures and
+        passes them in, so this wraps only the call."""
+
+        def measured(**arguments: Any) -> None:
+            if "benchmark" in arguments:
+                # pytest-benchmark's fixture may be called once per test: the body runs once, and
+                # the step handed to the fixture is what gpuperf measures.
+                arguments["benchmark"] = MeasuredBenchmark(
+                    arguments["benchmark"], lambda step: self.measure(item, step, None)
+                )
+                body(**arguments)
+            else:
+                self.measure(item, lambda: body(**arguments), None)
+
+        measured.__wrapped__ = body  # type: ignore[attr-defined]  # pytest cuts tracebacks at the body
+        return measured
+
+    def _synchronize_benchmark(self, fixture: Any) -> None:
+        """pytest-benchmark reads a host clock around calls that only queue GPU work;
+        under --gpuperf on a GPU its clock first waits for the device. Rounds of at
+        least 2 ms spread the synchronization and the first launch over many calls."""
+        if self.backend.name == "cuda-events" and hasattr(fixture, "_timer"):
+            from pytest_gpuperf.cuda.backend import synchronized_timer
+
+            fixture._timer = synchronized_timer
+            fixture._min_time = max(getattr(fixture, "_min_time", 0.0), BENCHMARK_MIN_ROUND_S)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        rep = yield
+        if call.when == "call":
+            for result in item.stash.get(RESULTS_KEY, []):
+                self.keep_trace(result.measurement, failed=rep.failed)
+        return rep
+
+    @pytest.hookimpl(trylast=True)  # after other plugins' sections, as an entry-point plugin's comes
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        placement = self.placement
+        if not placement.reporting:
+            terminalreporter.write_line(
+                f"gpuperf: rank {placement.rank} of {placement.world_size}: rank 0 reports every rank"
+            )
+            return
+        terminalreporter.write_sep("=", "gpuperf")
+        lines = terminal.table(
+            self.rows(), lost=self.lost, baseline_lines=self.baseline_lines, updating=self.policy.update
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
+        if self.settings.gpuperf_json:
+            terminalreporter.write_line(f"gpuperf: JSON report written to {self.settings.gpuperf_json}")
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        worker_output = getattr(session.config, "workeroutput", None)
+        if worker_output is not None:  # a pytest-xdist worker: the controller reports and writes
+            worker_output[XDIST_KEY] = self.worker_payload()
+            return
+        self.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        if self.settings.gpuperf_json and self.placement.reporting:
+            path = Path(self.settings.gpuperf_json)
+            write_json(path, settings=asdict(self.settings), note=self.note, rows=self.rows())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """pytest-xdist, on the controller: note which worker measured which test, so a worker
+        that dies before sending its results can be named with what was lost."""
+        node = getattr(report, "node", None)  # set by pytest-xdist on reports from workers
+        if node is None or report.when != "call" or not hasattr(node, "gateway"):
+            return
+        if any(name.endswith("_p50_ms") for name, _ in report.user_properties):
+            self.measured_on.setdefault(node.gateway.id, []).append(report.nodeid)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist, on the controller: take in what a worker measured."""
+        output = getattr(node, "workeroutput", None)
+        measured = self.measured_on.pop(node.gateway.id, [])
+        if output and output.get(XDIST_KEY):
+            self.merge_worker(output[XDIST_KEY])
+        elif measured:
+            self.lost.append(
+                f"worker {node.gateway.id} ended without sending its results ({error or 'it crashed'}): "
+                f"the measurements of {count(len(measured), 'test')} are lost (no row, no baseline written): "
+                + ", ".join(measured)
+            )
+
+
+class MeasuredBenchmark:
+    """pytest-benchmark's ``benchmark`` fixture in a budgeted test under --gpuperf: the step
+    given to it is measured by gpuperf first, then handed on to pytest-benchmark."""
+
+    def __init__(self, fixture: Any, measure: Callable[[Callable[[], Any]], Any]) -> None:
+        self._fixture = fixture
+        self._measure = measure
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self._measure(lambda: fn(*args, **kwargs))
+        return self._fixture(fn, *args, **kwargs)
+
+    def pedantic(
+        self, target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, **options: Any
+    ) -> Any:
+        if setup is None:  # with a setup, each call's arguments come from it: pytest-benchmark alone times it
+            self._measure(lambda: target(*args, **(kwargs or {})))
+        return self._fixture.pedantic(target, args=args, kwargs=kwargs, setup=setup, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fixture, name)
 
 
 def measurement_id(item: pytest.Item) -> str:
@@ -292,52 +457,35 @@ def measurement_id(item: pytest.Item) -> str:
     return f"{module_key(item.path, item.config.rootpath)}.py::{name}"
 
 
-def user_properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
+def user_properties(r: Result) -> list[tuple[str, object]]:
     """The measured metrics, as JUnit XML properties: ``gpuperf_p50_ms`` for a test's first
     measurement, ``gpuperf#2_p50_ms`` for its second, so no two properties share a name."""
+    m = r.measurement
     suffix = m.test_id[len(base_test(m.test_id)) :]  # "#2" for a test's second measurement
     prefix = f"gpuperf{suffix}_"
-    return [(prefix + name.removeprefix("gpuperf_"), value) for name, value in _properties(m, failing)]
+    return [(prefix + name, value) for name, value in _properties(r)]
 
 
-def _properties(m: Measurement, failing: bool) -> list[tuple[str, object]]:
+def _properties(r: Result) -> list[tuple[str, object]]:
+    m = r.measurement
     props: list[tuple[str, object]] = [
-        ("gpuperf_backend", m.env.backend),
-        ("gpuperf_device", m.env.device),
-        ("gpuperf_p50_ms", round(m.p50.value, 6)),
-        ("gpuperf_p99_ms", round(m.p99.value, 6)),
-        ("gpuperf_verdict", "FAIL" if failing else m.verdict),
+        ("backend", m.env.backend),
+        ("device", m.env.device),
+        ("p50_ms", round(m.p50.value, 6)),
+        ("p99_ms", round(m.p99.value, 6)),
+        ("verdict", r.verdict.label),
     ]
     if m.comparison is not None:
-        props.append(("gpuperf_baseline", m.comparison.summary()))
+        props.append(("baseline", m.comparison.summary()))
     if m.rounds_info.peak_mem_mb is not None:
-        props.append(("gpuperf_peak_mem_mb", round(m.rounds_info.peak_mem_mb, 3)))
+        props.append(("peak_mem_mb", round(m.rounds_info.peak_mem_mb, 3)))
     device = m.device
     if device is not None:
-        props.append(("gpuperf_gpu_active_pct", round(device.gpu_active_pct, 4)))
+        props.append(("gpu_active_pct", round(device.gpu_active_pct, 4)))
         if device.dispatch_ratio is not None:
-            props.append(("gpuperf_dispatch_ratio", round(device.dispatch_ratio, 4)))
-        props.append(("gpuperf_bottleneck", device.classification.kind if device.classification else ""))
+            props.append(("dispatch_ratio", round(device.dispatch_ratio, 4)))
+        props.append(("bottleneck", device.classification.kind if device.classification else ""))
     return props
-
-
-_nvtx_warned = False
-
-
-def nvtx_range(name: str) -> AbstractContextManager[Any]:
-    """An NVTX range (the nvtx package), so `nsys profile pytest --gpuperf` shows it by name."""
-    global _nvtx_warned
-    try:
-        import nvtx
-    except ImportError:
-        if not _nvtx_warned:
-            _nvtx_warned = True
-            import warnings
-
-            warnings.warn("pytest-gpuperf: the nvtx package is missing: no NVTX ranges", stacklevel=2)
-        return nullcontext()
-    range_: AbstractContextManager[Any] = nvtx.annotate(name)
-    return range_
 
 
 def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, str | None]:
@@ -348,7 +496,6 @@ def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, 
     if custom is not None:
         return custom, None
     from pytest_gpuperf.cuda.host import cuda_missing, torch_threads
-    from pytest_gpuperf.measuring.hostclock import HostClockBackend
 
     device, require = settings.gpuperf_device, settings.gpuperf_require_gpu
     if device == "cpu":

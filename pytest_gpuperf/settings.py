@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from pytest_gpuperf.measuring.config import ProtocolConfig
+
 # pytest declares int and float ini keys from 8.4 on; before, they are read as text.
 _TYPED_INI = pytest.version_tuple >= (8, 4)
 
@@ -230,6 +232,18 @@ class Settings:
     gpuperf_trace_dir: str
     gpuperf_save_traces: str
     gpuperf_timeout: float
+
+    def protocol(self) -> ProtocolConfig:
+        """What the measurement protocol reads of these settings."""
+        return ProtocolConfig(
+            warmup_calls=self.gpuperf_warmup_calls,
+            warmup_ms=self.gpuperf_warmup_ms,
+            rounds=self.gpuperf_rounds,
+            round_ms=self.gpuperf_round_ms,
+            max_rounds=self.gpuperf_max_rounds,
+            profile_steps=self.gpuperf_profile_steps,
+            host_clock_judges_latency=self.gpuperf_device == "cpu",
+        )
 
 
 assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ON_PATH
-from tests.test_plugin import FAST
+from tests.helpers import FAST
 
 BASELINE = Path("baselines/nvidia-h100-80gb-hbm3/test_m.yaml")
 TRACES = Path(__file__).parent / "data" / "traces"

@@ -41,7 +41,7 @@ def scaled(medians: tuple[float, ...], factor: float) -> tuple[float, ...]:
 
 
 def test_the_same_step_again_is_same() -> None:
-    result = compare(entry(), entry(STEADY[::-1]), 0.05)
+    result = compare(entry(), entry(STEADY[::-1]), 5.0)
     assert result.status == SAME
     latency = result.latency
     assert latency is not None and latency.ratio == 1.0
@@ -49,29 +49,29 @@ def test_the_same_step_again_is_same() -> None:
 
 
 def test_a_two_percent_slower_steady_step_regresses_under_a_one_percent_tolerance() -> None:
-    result = compare(entry(), entry(scaled(STEADY, 1.02)), 0.01)
+    result = compare(entry(), entry(scaled(STEADY, 1.02)), 1.0)
     assert result.status == REGRESSED
     latency = result.latency
     assert latency is not None and 1.01 < latency.low <= 1.02 <= latency.high < 1.03
     # ... and is within the default 5% tolerance: same.
-    assert compare(entry(), entry(scaled(STEADY, 1.02)), 0.05).status == SAME
+    assert compare(entry(), entry(scaled(STEADY, 1.02)), 5.0).status == SAME
 
 
 def test_a_faster_step_is_improved() -> None:
-    assert compare(entry(), entry(scaled(STEADY, 0.8)), 0.05).status == IMPROVED
+    assert compare(entry(), entry(scaled(STEADY, 0.8)), 5.0).status == IMPROVED
 
 
 def test_noisy_rounds_are_inconclusive_and_say_how_many_rounds_would_decide() -> None:
     # An eager, host-bound step: rounds 12% apart now, against a quieter baseline.
     noisy = (10.0, 11.2, 9.6, 10.8, 10.1, 11.5, 9.9, 10.4, 11.0, 10.2)
     quiet = scaled(STEADY, 10.3 / 1.1062)
-    result = compare(entry(quiet, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 0.05)
+    result = compare(entry(quiet, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 5.0)
     assert result.status == INCONCLUSIVE
     latency = result.latency
     assert latency is not None and latency.low < 1.05 < latency.high
     assert "rounds would decide it" in latency.note
     # A baseline as noisy as the change: more rounds now cannot help.
-    result = compare(entry(noisy, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 0.05)
+    result = compare(entry(noisy, p99_ci_ms=(11.0, 14.0)), entry(scaled(noisy, 1.08), p99_ci_ms=(11.0, 15.0)), 5.0)
     assert result.status == INCONCLUSIVE
     latency = result.latency
     assert latency is not None and "re-record the baseline with more rounds" in latency.note
@@ -109,7 +109,7 @@ def test_outcome_boundaries_in_both_directions() -> None:
 
 def test_the_ratio_interval_is_built_from_each_sides_order_statistic_interval() -> None:
     current = scaled(STEADY, 1.1)
-    result = compare(entry(), entry(current), 0.05)
+    result = compare(entry(), entry(current), 5.0)
     old = quantile_interval(STEADY, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(current, 0.5, SIDE_CONFIDENCE)
     latency = result.latency
@@ -126,9 +126,9 @@ GEMM_CYCLES = 0.1780 * 1980.0  # ms x MHz: constant for work that scales with th
 def test_a_clock_drop_is_never_taken_for_a_regression() -> None:
     baseline = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_COOL), CLOCKS_COOL)
     hot = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_HOT), CLOCKS_HOT)
-    raw = compare(replace(baseline, round_clock_mhz=()), replace(hot, round_clock_mhz=()), 0.05)
+    raw = compare(replace(baseline, round_clock_mhz=()), replace(hot, round_clock_mhz=()), 5.0)
     assert raw.status != SAME  # without the clocks, the warm card reads 6-9% slower
-    latency = compare(baseline, hot, 0.05).latency
+    latency = compare(baseline, hot, 5.0).latency
     assert latency is not None and latency.outcome == INCONCLUSIVE
     assert latency.note.startswith("SM clock 1980 MHz in the baseline, 1845 MHz now: +7.3% as timed, +0.0% rescaled")
     assert latency.note.endswith(
@@ -140,14 +140,14 @@ def test_a_clock_drop_is_never_taken_for_a_regression() -> None:
 def test_a_slowdown_larger_than_the_clock_explains_is_still_caught() -> None:
     baseline = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_COOL), CLOCKS_COOL)
     slower = entry(tuple(1.05 * GEMM_CYCLES / c for c in CLOCKS_HOT), CLOCKS_HOT)
-    assert compare(baseline, slower, 0.02).status == REGRESSED
+    assert compare(baseline, slower, 2.0).status == REGRESSED
 
 
 def test_a_clock_that_moves_within_the_tolerance_changes_no_verdict() -> None:
     # A memory-bound step: the SM clock moves 1.5%, the time does not.
     cooler = (1980.0, 1965.0) * 5
-    assert compare(entry(STEADY, CLOCKS_COOL), entry(STEADY, cooler), 0.05).status == SAME
-    assert compare(entry(STEADY, CLOCKS_COOL), entry(scaled(STEADY, 1.1), cooler), 0.05).status == REGRESSED
+    assert compare(entry(STEADY, CLOCKS_COOL), entry(STEADY, cooler), 5.0).status == SAME
+    assert compare(entry(STEADY, CLOCKS_COOL), entry(scaled(STEADY, 1.1), cooler), 5.0).status == REGRESSED
 
 
 # Recorded on the H100 (benchmarks/results/gating-h100-2.json): the 4096 bf16 GEMM's baseline
@@ -161,33 +161,33 @@ H100_THROTTLED_MHZ = (1515.0, 1485.0, 1485.0, 1545.0, 1545.0, 1620.0, 1620.0, 15
 def test_a_throttled_card_is_inconclusive_neither_regressed_nor_improved() -> None:
     baseline = entry(H100_GEMM_BASELINE, CLOCKS_COOL)
     throttled = entry(H100_GEMM_THROTTLED, H100_THROTTLED_MHZ)
-    timed_only = compare(replace(baseline, round_clock_mhz=()), replace(throttled, round_clock_mhz=()), 0.02)
+    timed_only = compare(replace(baseline, round_clock_mhz=()), replace(throttled, round_clock_mhz=()), 2.0)
     assert timed_only.status == REGRESSED
-    latency = compare(baseline, throttled, 0.02).latency
+    latency = compare(baseline, throttled, 2.0).latency
     assert latency is not None and latency.outcome == INCONCLUSIVE
     assert latency.note.startswith(
         "SM clock 1980 MHz in the baseline, 1545 MHz now: +10.3% as timed, -13.7% rescaled to the clock;"
     )
     # A change larger than anything the clock explains is still caught on the throttled card.
     slower = entry(tuple(1.3 * t for t in H100_GEMM_THROTTLED), H100_THROTTLED_MHZ)
-    assert compare(baseline, slower, 0.02).status == REGRESSED
+    assert compare(baseline, slower, 2.0).status == REGRESSED
 
 
 def test_kernel_counts_are_compared_exactly_and_name_the_kernels() -> None:
     before = entry(kernels_per_step=3.0, launches_per_step=3.0, kernels={"gemm": 1.0, "add": 2.0})
     after = entry(kernels_per_step=4.0, launches_per_step=4.0, kernels={"gemm": 1.0, "add": 2.0, "mul": 1.0})
-    result = compare(before, after, 0.05)
+    result = compare(before, after, 5.0)
     assert result.status == REGRESSED
     assert result.kernels_added == ("mul",) and result.kernels_removed == ()
     outcomes = {c.metric: c.outcome for c in result.changes}
     assert outcomes["kernels_per_step"] == REGRESSED and outcomes["p50_ms"] == SAME
-    assert compare(after, before, 0.05).kernels_removed == ("mul",)
-    assert compare(after, before, 0.05).status == IMPROVED
+    assert compare(after, before, 5.0).kernels_removed == ("mul",)
+    assert compare(after, before, 5.0).status == IMPROVED
 
 
 def test_gpu_active_share_from_one_profiled_pass_is_reported_never_gated() -> None:
     # An unchanged ~60 us fp32 matmul between fresh H100 processes: 78.3% -> 44.4% active.
-    result = compare(entry(gpu_active_pct=78.3), entry(gpu_active_pct=44.4), 0.05)
+    result = compare(entry(gpu_active_pct=78.3), entry(gpu_active_pct=44.4), 5.0)
     assert result.status == SAME
     active = next(c for c in result.changes if c.metric == "gpu_active_pct")
     assert active.outcome == REGRESSED and not active.gated and "one profiled pass" in active.note
@@ -195,7 +195,7 @@ def test_gpu_active_share_from_one_profiled_pass_is_reported_never_gated() -> No
 
 def test_the_dispatch_ratio_is_reported_but_never_decides() -> None:
     # A 512 MiB copy's dispatch ratio moved 0.047 -> 0.155 between two fresh H100 processes.
-    result = compare(entry(dispatch_ratio=0.047), entry(dispatch_ratio=0.155), 0.05)
+    result = compare(entry(dispatch_ratio=0.047), entry(dispatch_ratio=0.155), 5.0)
     assert result.status == SAME
     dispatch = next(c for c in result.changes if c.metric == "dispatch_ratio")
     assert dispatch.outcome == REGRESSED and not dispatch.gated and "not gated" in dispatch.note
@@ -204,33 +204,31 @@ def test_the_dispatch_ratio_is_reported_but_never_decides() -> None:
 def test_the_steps_own_memory_is_gated_and_the_process_peak_reported() -> None:
     # A module-scoped fixture grew by 100 MB: the process peak moves, the step's own does not.
     before = entry(peak_mem_mb=400.0, step_mem_mb=120.0, items_per_s=900.0)
-    fixture_grew = compare(before, entry(peak_mem_mb=500.0, step_mem_mb=120.0, items_per_s=900.0), 0.05)
+    fixture_grew = compare(before, entry(peak_mem_mb=500.0, step_mem_mb=120.0, items_per_s=900.0), 5.0)
     assert fixture_grew.status == SAME
     peak = next(c for c in fixture_grew.changes if c.metric == "peak_mem_mb")
     assert peak.outcome == REGRESSED and not peak.gated
-    step_grew = compare(before, entry(peak_mem_mb=520.0, step_mem_mb=240.0, items_per_s=900.0), 0.05)
+    step_grew = compare(before, entry(peak_mem_mb=520.0, step_mem_mb=240.0, items_per_s=900.0), 5.0)
     assert step_grew.status == REGRESSED
     assert {c.metric: c.outcome for c in step_grew.changes if c.gated}["step_mem_mb"] == REGRESSED
-    slower = compare(before, entry(scaled(STEADY, 1.2), items_per_s=750.0), 0.05)
+    slower = compare(before, entry(scaled(STEADY, 1.2), items_per_s=750.0), 5.0)
     assert {c.metric: c.outcome for c in slower.changes}["items_per_s"] == REGRESSED
 
 
 def test_a_small_steps_own_memory_is_not_gated() -> None:
-    result = compare(entry(step_mem_mb=2.0), entry(step_mem_mb=4.0), 0.05)
+    result = compare(entry(step_mem_mb=2.0), entry(step_mem_mb=4.0), 5.0)
     assert result.status == SAME
 
 
 def test_p99_is_reported_but_never_decides_the_verdict() -> None:
-    tail = compare(entry(), entry(p99_ci_ms=(2.0, 2.2), p99_ms=2.1), 0.05)
+    tail = compare(entry(), entry(p99_ci_ms=(2.0, 2.2), p99_ms=2.1), 5.0)
     p99 = next(c for c in tail.changes if c.metric == "p99_ms")
     assert p99.outcome == REGRESSED and not p99.gated and "not gated" in p99.note
     assert tail.status == SAME
 
 
 def test_a_host_paced_steps_latency_is_reported_not_gated_and_its_counts_decide() -> None:
-    slower = compare(
-        entry(items_per_s=100.0), entry(scaled(STEADY, 1.4), items_per_s=71.4, gpu_us_per_launch=3.0), 0.05
-    )
+    slower = compare(entry(items_per_s=100.0), entry(scaled(STEADY, 1.4), items_per_s=71.4, gpu_us_per_launch=3.0), 5.0)
     assert slower.status == SAME  # nor through items per second, the latency upside down
     assert not next(c for c in slower.changes if c.metric == "items_per_s").gated
     latency = slower.latency
@@ -240,18 +238,18 @@ def test_a_host_paced_steps_latency_is_reported_not_gated_and_its_counts_decide(
     )
     assert slower.summary() == "+40.0% host-paced, same"
     # Its kernel count still gates exactly.
-    more = compare(entry(kernels_per_step=10.0), entry(kernels_per_step=11.0, gpu_us_per_launch=3.0), 0.05)
+    more = compare(entry(kernels_per_step=10.0), entry(kernels_per_step=11.0, gpu_us_per_launch=3.0), 5.0)
     assert more.status == REGRESSED
 
 
 def test_host_waiting_in_either_run_exempts_latency_so_the_order_of_runs_cannot_matter() -> None:
     # ResNet-50 eager on an H200: the GPU waited 9% of the step in the first process, 57% later.
     for waits in ((9.0, 57.0), (57.0, 9.0)):
-        result = compare(entry(host_wait_pct=waits[0]), entry(scaled(STEADY, 1.85), host_wait_pct=waits[1]), 0.05)
+        result = compare(entry(host_wait_pct=waits[0]), entry(scaled(STEADY, 1.85), host_wait_pct=waits[1]), 5.0)
         assert result.status == SAME and result.latency is not None and not result.latency.gated
     # Improved is withheld as well: a baseline whose host ran slower (ResNet-50 eager, -45%).
-    faster = compare(entry(host_wait_pct=50.0), entry(scaled(STEADY, 0.55), host_wait_pct=9.0), 0.05)
+    faster = compare(entry(host_wait_pct=50.0), entry(scaled(STEADY, 0.55), host_wait_pct=9.0), 5.0)
     assert faster.status == SAME
     # A step the GPU paces in both runs is gated as before.
-    gpu_paced = compare(entry(host_wait_pct=3.0), entry(scaled(STEADY, 1.15), host_wait_pct=5.0), 0.05)
+    gpu_paced = compare(entry(host_wait_pct=3.0), entry(scaled(STEADY, 1.15), host_wait_pct=5.0), 5.0)
     assert gpu_paced.status == REGRESSED

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_gpuperf.analysis.ranks import RanksReport
 from pytest_gpuperf.measuring.consensus import ALONE, launched_rank
-from tests.test_plugin import FAST
+from tests.helpers import FAST
 
 # Rank 1's step is ten times slower than rank 0's, so each rank on its own would pick other
 # warmup chunks, calls per round and round counts; the all-reduce in the step then hangs.

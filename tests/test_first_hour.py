@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -23,18 +24,12 @@ from pytest_gpuperf.analysis.chrome import gunzip
 from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.cli import main as gpuperf_main
 from pytest_gpuperf.judging.baseline import BaselineError, BaselineStore, Machine, read, write_atomic
-from pytest_gpuperf.judging.entry import Entry
 from pytest_gpuperf.judging.testids import checked_machine_key, file_stem
 from pytest_gpuperf.judging.text import printable
 from pytest_gpuperf.measuring.protocol import MeasurementError, measure, warm_up
-from pytest_gpuperf.settings import OPTIONS, Settings
 from tests.conftest import REPO_ON_PATH
+from tests.helpers import DEFAULTS, ENTRY, FAST, H100
 from tests.replay import ReplayBackend
-
-FAST = ["--gpuperf-warmup-ms", "1", "--gpuperf-round-ms", "1", "--gpuperf-rounds", "3", "--gpuperf-max-rounds", "6"]
-DEFAULTS = Settings(**{o.name: o.default for o in OPTIONS})
-H100 = Machine("NVIDIA H100 80GB HBM3", "580.159.04", "13.0", "2.11.0+cu130")
-ENTRY = Entry(10, 1.0, 1.1, (1.05, 1.2), (1.0, 1.01, 0.99))
 
 
 def replay(pytester: pytest.Pytester, samples: str = "[1.0]") -> None:
@@ -75,16 +70,15 @@ def test_2_a_slow_first_call_does_not_size_the_rounds() -> None:
         calls.append(1)
         time.sleep(0.3 if len(calls) == 1 else 0.001)
 
-    settings = Settings(**{**DEFAULTS.__dict__, "gpuperf_warmup_ms": 20.0})
-    _, wall_ms_per_call = warm_up(HostClockBackend(), step, settings)
+    _, wall_ms_per_call = warm_up(HostClockBackend(), step, replace(DEFAULTS, warmup_ms=20.0))
     # Rounds are sized from this: the steady ~1 ms call (a few ms on a busy machine), not the
     # 300 ms first call averaged in (about 30 ms a call before the fix: rounds of 2 calls).
     assert wall_ms_per_call < 15.0
 
 
 def test_2_warmup_ends_after_two_chunks_at_least() -> None:
-    calls, _ = warm_up(ReplayBackend([1.0]), lambda: None, Settings(**{**DEFAULTS.__dict__, "gpuperf_warmup_ms": 0.0}))
-    assert calls >= 2 * DEFAULTS.gpuperf_warmup_calls
+    calls, _ = warm_up(ReplayBackend([1.0]), lambda: None, replace(DEFAULTS, warmup_ms=0.0))
+    assert calls >= 2 * DEFAULTS.warmup_calls
 
 
 # 3. baseline files keep their mode and are written through links -------------------------------------
@@ -310,7 +304,7 @@ def test_13_concurrent_processes_lose_no_entries(tmp_path: Path) -> None:
         from pathlib import Path
         {REPO_ON_PATH}
         from pytest_gpuperf.judging.baseline import BaselineStore
-        from tests.test_first_hour import ENTRY, H100
+        from tests.helpers import ENTRY, H100
         store = BaselineStore(Path(sys.argv[1]), "h100", H100, Path(sys.argv[1]))
         store.lookup("tests/test_m", "x")
         for i in range(5):

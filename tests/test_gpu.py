@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
+from pytest_gpuperf.measuring.config import ProtocolConfig
 from pytest_gpuperf.measuring.protocol import Measurement, measure
-from pytest_gpuperf.settings import OPTIONS, Settings
+from tests.helpers import DEFAULTS
 
 pytestmark = pytest.mark.gpu
-
-DEFAULTS = Settings(**{o.name: o.default for o in OPTIONS})
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +59,12 @@ def run(
     step: Callable[[], Any],
     tmp_path: Path,
     budget: dict[str, float] | None = None,
-    settings: Settings = DEFAULTS,
+    config: ProtocolConfig = DEFAULTS,
 ) -> Measurement:
     return measure(
         backend,
         step,
-        settings,
+        config,
         test_id="t",
         budget=budget or {},
         items=None,

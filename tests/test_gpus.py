@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pytest_gpuperf.gpus import assign, parse_gpus, visible_gpus, worker_index
-from tests.test_plugin import FAST
+from tests.helpers import FAST
 
 SUITE = """
 import json, os, time

@@ -10,9 +10,8 @@ import pytest
 
 from pytest_gpuperf.judging.testids import file_stem
 from tests.conftest import REPO_ON_PATH
+from tests.helpers import FAST
 from tests.traces import DATA
-
-FAST = ["--gpuperf-warmup-ms", "1", "--gpuperf-round-ms", "1", "--gpuperf-rounds", "3", "--gpuperf-max-rounds", "6"]
 
 
 def replay_conftest(pytester: pytest.Pytester, samples: str, trace: str | None = "decode_eager") -> None:

@@ -10,7 +10,8 @@ import pytest
 
 def test_loading_the_plugin_does_not_import_torch() -> None:
     code = (
-        "import sys, pytest_gpuperf.plugin, pytest_gpuperf.cli, pytest_gpuperf.analysis.metrics;sys.exit('torch' in sys.modules)"
+        "import sys, pytest_gpuperf.plugin, pytest_gpuperf.cli, pytest_gpuperf.analysis.metrics;"
+        "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

@@ -12,24 +12,13 @@ from pytest_gpuperf.judging.budget import FAIL, PASS, UNAVAILABLE, UNDECIDED, Bu
 from pytest_gpuperf.judging.stats import Estimate, quantile, quantile_interval
 from pytest_gpuperf.measuring.hostclock import HostClockBackend
 from pytest_gpuperf.measuring.protocol import measure, warm_up
-from pytest_gpuperf.settings import OPTIONS, Settings
+from tests.helpers import QUICK
 from tests.replay import ReplayBackend
-
-DEFAULTS = Settings(**{o.name: o.default for o in OPTIONS})
-QUICK = Settings(
-    **{
-        **DEFAULTS.__dict__,
-        "gpuperf_warmup_ms": 20.0,
-        "gpuperf_round_ms": 10.0,
-        "gpuperf_rounds": 3,
-        "gpuperf_max_rounds": 5,
-    }
-)
 
 
 def test_warmup_reports_wall_time_per_call_not_the_reported_step_time() -> None:
     calls, wall_ms = warm_up(ReplayBackend([2.0]), lambda: None, QUICK)  # reports 2 ms, takes ~0
-    assert calls >= QUICK.gpuperf_warmup_calls
+    assert calls >= QUICK.warmup_calls
     assert wall_ms < 0.5
 
 
@@ -121,5 +110,5 @@ def test_no_extra_rounds_are_spent_on_a_step_whose_latency_will_not_be_gated(tmp
                     trace_path=tmp_path / "t", baseline=baseline)  # fmt: skip
         return len(m.round_samples_ms)
 
-    assert rounds(wide) == QUICK.gpuperf_max_rounds  # a GPU-paced step: more rounds to decide
-    assert rounds(replace(wide, gpu_us_per_launch=3.0)) == QUICK.gpuperf_rounds  # host-paced: not gated
+    assert rounds(wide) == QUICK.max_rounds  # a GPU-paced step: more rounds to decide
+    assert rounds(replace(wide, gpu_us_per_launch=3.0)) == QUICK.rounds  # host-paced: not gated

@@ -9,7 +9,11 @@ def cuda_missing() -> str | None:
     """Why CUDA cannot be used here, or None where it can."""
     if torch.cuda.is_available():
         return None
-    return f"torch {torch.__version__} sees no CUDA device"
+    return f"torch {torch_version()} sees no CUDA device"
+
+
+def torch_version() -> str:
+    return str(torch.__version__)
 
 
 def torch_threads() -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -30,7 +30,6 @@ except ImportError:  # Windows
 from pytest_gpuperf.judging.entry import Entry
 from pytest_gpuperf.judging.testids import base_test, module_file
 from pytest_gpuperf.judging.text import brief, count, finite
-from pytest_gpuperf.measuring.backend import EnvInfo
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number
@@ -45,6 +44,22 @@ class BaselineError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
+class Setup(Protocol):
+    """Where a measurement was taken, as a baseline records it (a backend's EnvInfo is one)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def driver(self) -> str | None: ...
+
+    @property
+    def cuda(self) -> str | None: ...
+
+    @property
+    def torch(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Machine:
     """What a baseline was recorded with; a baseline is compared only on the same."""
@@ -55,7 +70,7 @@ class Machine:
     torch: str | None = None
 
     @classmethod
-    def of(cls, env: EnvInfo) -> Machine:
+    def of(cls, env: Setup) -> Machine:
         # Plain str: torch.__version__ is a str subclass that the safe YAML dumper refuses.
         text = [None if v is None else str(v) for v in (env.driver, env.cuda, env.torch)]
         return cls(str(env.device), *text)
@@ -69,7 +84,7 @@ class Machine:
         ]
 
 
-def machine_key(env: EnvInfo) -> str:
+def machine_key(env: Setup) -> str:
     """The folder a machine's baselines live in: its device name, lowercased, in dashes."""
     return re.sub(r"[^a-z0-9]+", "-", env.device.lower()).strip("-") or "unknown"
 

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.entry import Entry, Rounds
 from pytest_gpuperf.judging.stats import quantile_interval
 
 REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
@@ -138,8 +138,8 @@ def host_paced(entry: Entry) -> str:
     )
 
 
-def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
-    """``tolerance`` is a fraction: 0.05 lets a metric be 5% worse before it regresses.
+def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison:
+    """``tolerance_pct``: how much worse, in percent, a metric may get before it regresses.
 
     A host-paced step: each launch gives the GPU under 100 us of work (host_paced, from this
     run's entry, else the baseline's), or the GPU waited for the host >= 25% of the step in
@@ -148,7 +148,8 @@ def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
     slower in later fresh processes than in the first), so the latency change is reported, not
     gated: never failed, never improved. Its kernels, launches and memory per step, compared
     exactly, decide; a p50_ms/p99_ms budget bounds its latency."""
-    latency = latency_change(baseline, current, tolerance)
+    tolerance = tolerance_pct / 100.0  # the one conversion: ratios below are compared with 1 + tolerance
+    latency = latency_change(baseline.rounds, current.rounds, tolerance_pct)
     wait = host_wait(baseline, current)
     paced = host_paced(current) or host_paced(baseline)
     if paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
@@ -194,7 +195,7 @@ def compare(baseline: Entry, current: Entry, tolerance: float) -> Comparison:
     removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
         changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
-    return Comparison(_overall(changes), tolerance * 100.0, tuple(changes), "", added, removed)
+    return Comparison(_overall(changes), tolerance_pct, tuple(changes), "", added, removed)
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:
@@ -280,10 +281,10 @@ class ClockShift:
         return [t * c / self.reference_mhz for t, c in zip(times, clocks, strict=True)]
 
 
-def clock_shift(baseline: Entry, current: Entry) -> ClockShift | None:
+def clock_shift(baseline: Rounds, current: Rounds) -> ClockShift | None:
     """None where either run's clocks are unknown or all of them lie within 1%."""
-    b_clocks, c_clocks = baseline.round_clock_mhz, current.round_clock_mhz
-    if len(b_clocks) != len(baseline.round_medians_ms) or len(c_clocks) != len(current.round_medians_ms):
+    b_clocks, c_clocks = baseline.clock_mhz, current.clock_mhz
+    if len(b_clocks) != len(baseline.medians_ms) or len(c_clocks) != len(current.medians_ms):
         return None
     clocks = [*b_clocks, *c_clocks]
     if not b_clocks or not c_clocks or min(clocks) <= 0 or max(clocks) / min(clocks) <= CLOCK_STEADY:
@@ -291,19 +292,21 @@ def clock_shift(baseline: Entry, current: Entry) -> ClockShift | None:
     return ClockShift(statistics.median(b_clocks), statistics.median(c_clocks), max(clocks))
 
 
-def latency_change(baseline: Entry, current: Entry, tolerance: float) -> MetricChange:
-    """p50 against the baseline's, from per-round medians. Where the SM clock moved, the
-    interval spans the timed and the clock-rescaled comparison: a verdict then holds however
-    far the step's time follows the clock."""
-    before, after = list(baseline.round_medians_ms), list(current.round_medians_ms)
+def latency_change(baseline: Rounds, current: Rounds, tolerance_pct: float) -> MetricChange:
+    """p50 against the baseline's, from per-round medians (the protocol asks it of the rounds
+    so far, before there is an entry). Where the SM clock moved, the interval spans the timed
+    and the clock-rescaled comparison: a verdict then holds however far the step's time
+    follows the clock."""
+    tolerance = tolerance_pct / 100.0
+    before, after = list(baseline.medians_ms), list(current.medians_ms)
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
     ratio, low, high = new.value / old.value, new.low / old.high, new.high / old.low
     shift = clock_shift(baseline, current)
     note = ""
     if shift is not None:
-        b = quantile_interval(shift.rescale(before, baseline.round_clock_mhz), 0.5, SIDE_CONFIDENCE)
-        c = quantile_interval(shift.rescale(after, current.round_clock_mhz), 0.5, SIDE_CONFIDENCE)
+        b = quantile_interval(shift.rescale(before, baseline.clock_mhz), 0.5, SIDE_CONFIDENCE)
+        c = quantile_interval(shift.rescale(after, current.clock_mhz), 0.5, SIDE_CONFIDENCE)
         low, high = min(low, c.low / b.high), max(high, c.high / b.low)
         note = (
             f"SM clock {shift.baseline_mhz:.0f} MHz in the baseline, {shift.current_mhz:.0f} MHz now: "

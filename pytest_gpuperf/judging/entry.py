@@ -4,6 +4,15 @@ is compared as."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Rounds(NamedTuple):
+    """The timed rounds as the latency comparison reads them: each round's median, and the SM
+    clock after each round (empty where it could not be read)."""
+
+    medians_ms: tuple[float, ...]
+    clock_mhz: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -26,3 +35,7 @@ class Entry:
     step_mem_mb: float | None = None  # peak above what was allocated when the step began
     host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work
     gpu_us_per_launch: float | None = None  # GPU busy time per host launch: below 100 us a slow host can pace it
+
+    @property
+    def rounds(self) -> Rounds:
+        return Rounds(self.round_medians_ms, self.round_clock_mhz)

@@ -1,0 +1,30 @@
+"""The JSON report (``--gpuperf-json``): strict JSON, keys sorted."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_gpuperf.report.rows import Row
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as None: strict JSON has no such numbers
+    (a count that grew from 0 has an infinite ratio)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, *, settings: dict[str, Any], note: str | None, rows: Sequence[Row]) -> None:
+    """The JSON report: the run's settings, the header's note and every row's object."""
+    payload = {"settings": settings, "note": note, "tests": [r.json for r in rows]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -1,0 +1,88 @@
+"""``gpuperf analyze``'s text: a trace's metrics per device, and the spread between ranks."""
+
+from __future__ import annotations
+
+from pytest_gpuperf.analysis.ranks import RankSpread
+from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
+from pytest_gpuperf.judging.text import count, printable
+
+
+def _num(value: float | None, fmt: str, unavailable: str = "unavailable") -> str:
+    return unavailable if value is None else format(value, fmt)
+
+
+def render_trace(metrics: TraceMetrics) -> str:
+    head = f"trace {metrics.source}"
+    if metrics.rank is not None:
+        head += f" (rank {metrics.rank})"
+    head += f": {metrics.steps} profiled step{'s' if metrics.steps != 1 else ''}"
+    lines = [head]
+    if not metrics.devices:
+        lines.append(f"  GPU metrics unavailable: {metrics.host_only_reason}")
+        return "\n".join(lines)
+    for device in metrics.devices:
+        lines.extend(_render_device(device))
+    return "\n".join(printable(line) for line in lines)
+
+
+def _render_device(m: DeviceMetrics) -> list[str]:
+    steps = m.steps
+    out = [f"device {m.device}" + (f": {m.device_name}" if m.device_name else "")]
+    active = _num(None if "gpu_active_pct" in m.unavailable else m.gpu_active_pct, ".2f")
+    out.append(f"  GPU active      {active} %  (busy {m.busy_us:.1f} us of a {m.span_us:.1f} us span)")
+    ratio = _num(m.dispatch_ratio, ".2f", f"unavailable ({m.unavailable.get('dispatch_ratio', '')})")
+    out.append(f"  dispatch ratio  {ratio}")
+    out.append(
+        f"  kernels         {m.kernels} ({m.kernels / steps:.1f} per step); "
+        f"device ops {m.device_ops}; busy {m.busy_us / steps:.1f} us per step"
+    )
+    la = m.launches
+    out.append(
+        f"  launches        runtime {la.runtime}, driver {la.driver}, graph {la.graph}, "
+        f"other {la.other}, unmatched ops {la.unmatched_ops}"
+    )
+    overlap = (
+        f", {m.nccl_overlap_pct:.1f}% of it overlapped by other device work" if m.nccl_overlap_pct is not None else ""
+    )
+    if m.nccl_pct is None:
+        out.append(f"  NCCL            unavailable ({m.unavailable.get('nccl_pct', 'no kernel time')})")
+    else:
+        out.append(f"  NCCL            {m.nccl_pct:.2f} % of kernel time ({m.nccl_us:.1f} us{overlap})")
+    g = m.gaps
+    out.append(
+        f"  idle gaps       {g.count}, total {g.total_us:.1f} us, median {g.median_us:.2f} us, "
+        f"max {g.max_us:.1f} us; {g.host_share_pct:.0f}% waiting on the host"
+    )
+    out.append(
+        f"  copies          memcpy {m.memcpy.count} ({m.memcpy.total_us:.1f} us), "
+        f"memset {m.memset.count} ({m.memset.total_us:.1f} us)"
+    )
+    for label, calls in (("cudaMalloc", m.allocations), ("cudaFree", m.frees)):
+        out.append(f"  {label:15s} {count(calls.calls, 'call')}, {calls.slow} over 1 ms, worst {calls.worst_ms:.3f} ms")
+    c = m.classification
+    if c is not None:
+        out.append(f"  bottleneck      {c.kind} ({c.method})")
+        out.extend(f"    - {e}" for e in c.evidence)
+        out.append(f"    try first: {c.fix}")
+        out.extend(f"    also: {s}" for s in c.secondary)
+    if m.top_kernels:
+        out.append("  top kernels     total us   count    mean us  % kernel  name")
+        for k in m.top_kernels:
+            name = k.name if len(k.name) <= 90 else k.name[:87] + "..."
+            row = f"{k.total_us:10.1f} {k.count:7d} {k.mean_us:10.2f} {k.pct_of_kernel_time:8.1f}%  {name}"
+            out.append(" " * 16 + row)
+    return out
+
+
+def render_ranks(spread: RankSpread) -> str:
+    lines = [f"ranks {', '.join(map(str, spread.ranks))}: spread between ranks"]
+    for s in spread.metrics:
+        lines.append(
+            f"  {s.metric:18s} min {s.minimum:10.2f} (rank {s.min_rank})  "
+            f"max {s.maximum:10.2f} (rank {s.max_rank})  spread {s.spread:.2f}"
+        )
+    imbalance = _num(spread.nccl_imbalance_pct, ".1f", "no NCCL kernels")
+    lines.append(
+        f"  NCCL time imbalance (max-min)/max: {imbalance}{' %' if spread.nccl_imbalance_pct is not None else ''}"
+    )
+    return "\n".join(lines)

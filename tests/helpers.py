@@ -1,0 +1,19 @@
+"""Shared test helpers: settings for quick measurements and pytester runs (imported by test
+modules; no test module imports another)."""
+
+from __future__ import annotations
+
+from pytest_gpuperf.judging.baseline import Machine
+from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.measuring.config import ProtocolConfig
+from pytest_gpuperf.settings import OPTIONS, Settings
+
+DEFAULT_SETTINGS = Settings(**{o.name: o.default for o in OPTIONS})
+DEFAULTS = DEFAULT_SETTINGS.protocol()  # the protocol as a run with no options measures
+QUICK = ProtocolConfig(warmup_calls=5, warmup_ms=20.0, rounds=3, round_ms=10.0, max_rounds=5, profile_steps=3)
+
+# Command-line flags for pytester runs that measure quickly.
+FAST = ["--gpuperf-warmup-ms", "1", "--gpuperf-round-ms", "1", "--gpuperf-rounds", "3", "--gpuperf-max-rounds", "6"]
+
+H100 = Machine("NVIDIA H100 80GB HBM3", "580.159.04", "13.0", "2.11.0+cu130")
+ENTRY = Entry(10, 1.0, 1.1, (1.05, 1.2), (1.0, 1.01, 0.99))
