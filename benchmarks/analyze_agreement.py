@@ -1,7 +1,7 @@
 """GPU busy time and active share: gpuperf against HolisticTraceAnalysis, trace by trace.
 
     pip install HolisticTraceAnalysis
-    python benchmarks/analyze_agreement.py
+    python -m benchmarks.analyze_agreement
 
 For every H100 recording under tests/data/traces/ both tools read the same file.
 gpuperf: the union of device operations (kernels, copies, memsets) over the span from
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from pytest_gpuperf import analyze, load
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: its tests' brute force
-from tests.test_real_traces import DATA, brute_force
+from tests.oracle import brute_force
+from tests.traces import DATA
 
 
 def hta_breakdown(path: Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Time ``gpuperf analyze`` against HolisticTraceAnalysis on the same traces, in one run.
 
     pip install HolisticTraceAnalysis psutil
-    python benchmarks/analyze_speed.py [--events 48000 1000000] [--repeat 3] [--hta-max-events 100000]
+    python -m benchmarks.analyze_speed [--events 48000 1000000] [--repeat 3] [--hta-max-events 100000]
 
 The traces are the recorded H100 eager decode trace (tests/data/traces/decode_eager.json.gz)
 tiled end to end until they hold the asked number of events: every copy shifted in time,

@@ -8,9 +8,9 @@ workload's median step. Every point runs benchmarks/gating_suite.py in two fresh
 results into verdict rates for gpuperf, the fixed 10% rule and pytest-benchmark's
 ``--benchmark-compare-fail=mean:10%``.
 
-    python benchmarks/gating.py --out out/gating          # on the GPU
-    python benchmarks/gating.py --out out/more --resume out/gating/gating.json   # go on, on a fresh machine
-    python benchmarks/gating_report.py out/gating/gating.json
+    python -m benchmarks.gating --out out/gating          # on the GPU
+    python -m benchmarks.gating --out out/more --resume out/gating/gating.json   # go on, on a fresh machine
+    python -m benchmarks.gating_report out/gating/gating.json
 """
 
 from __future__ import annotations

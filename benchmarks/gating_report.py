@@ -11,7 +11,7 @@ Three gates judge the same processes against the same baseline process:
 
 Delay 0 rows are A/A runs: every alarm there is false. Other rows count detections.
 
-    python benchmarks/gating_report.py benchmarks/results/gating-h100.json --plot docs/img/gating.png
+    python -m benchmarks.gating_report benchmarks/results/gating-h100.json --plot docs/img/gating.png
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.plots
 from benchmarks.plots import png
 
 FIXED = 1.10

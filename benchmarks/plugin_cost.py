@@ -1,6 +1,6 @@
 """What the plugin costs: pytest start-up with gpuperf off, and wall time per measured test.
 
-    python benchmarks/plugin_cost.py [--repeat 7]
+    python -m benchmarks.plugin_cost [--repeat 7]
 
 1. Start-up: `pytest --collect-only` of one trivial test in a fresh process, with the
    plugin loaded (as every run of an environment that has it) and with `-p no:gpuperf`;

@@ -1,6 +1,6 @@
 """Record the small real traces that the tests pin (run on a CUDA machine).
 
-    python benchmarks/record_traces.py OUTDIR
+    python -m benchmarks.record_traces OUTDIR
 
 Writes gzipped torch.profiler (Kineto) Chrome traces of this project's own
 workloads, each profiled as ``pytest --gpuperf`` profiles a step (CudaBackend.profile:
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from examples.tiny_llama import Decoder, build
 from pytest_gpuperf.cuda.backend import CudaBackend
 from pytest_gpuperf.cuda.graphs import CudaGraphStep

@@ -1,6 +1,6 @@
 """Tables and plots from benchmarks/timing_truth.py's results.
 
-    python benchmarks/timing_report.py benchmarks/results/timing-truth-h100.json --plot-dir docs/img
+    python -m benchmarks.timing_report benchmarks/results/timing-truth-h100.json --plot-dir docs/img
 
 1. Timing truth: each tool's p50 over the CUDA-event reference taken around it (the mean
    of the references before and after; the first-use runs have one, after), per
@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.judging.stats import quantile_interval
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks.plots
 from benchmarks.plots import png
+from pytest_gpuperf.judging.stats import quantile_interval
 
 TOOLS = {
     "gpuperf": "gpuperf",

@@ -2,8 +2,8 @@
 torch.utils.benchmark.Timer and pytest-benchmark (plain and synchronized), each as a
 ratio to a CUDA-event reference taken around it, all in one process.
 
-    python benchmarks/timing_truth.py --out OUT [--repeats 3]      # on the GPU
-    python benchmarks/timing_report.py OUT/timing-truth.json --plot-dir docs/img
+    python -m benchmarks.timing_truth --out OUT [--repeats 3]      # on the GPU
+    python -m benchmarks.timing_report OUT/timing-truth.json --plot-dir docs/img
 
 Runs benchmarks/timing_suite.py (read its docstring for the reference and each tool's
 settings) in one fresh pytest process with gpuperf off, then writes OUT/timing-truth.json:
@@ -70,7 +70,7 @@ def main() -> None:
             exits.append(first.returncode)
     records = [json.loads(line) for line in lines.read_text().splitlines()] if lines.exists() else []
     result = {
-        "command": "python benchmarks/timing_truth.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.timing_truth " + " ".join(sys.argv[1:]),
         "versions": versions(),
         "pytest_exits": exits,
         "wall_s": time.perf_counter() - started,

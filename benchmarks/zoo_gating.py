@@ -1,9 +1,9 @@
 """Gating on the real-model zoo (examples/real) from fresh processes, as CI runs it.
 
-    python benchmarks/zoo_gating.py record --baselines DIR --out OUT
-    python benchmarks/zoo_gating.py aa --baselines DIR --out OUT --runs 8 --label start2
-    python benchmarks/zoo_gating.py ab --baselines DIR --out OUT --changes eager_attention,fp32
-    python benchmarks/zoo_gating.py report OUT [OUT...]
+    python -m benchmarks.zoo_gating record --baselines DIR --out OUT
+    python -m benchmarks.zoo_gating aa --baselines DIR --out OUT --runs 8 --label start2
+    python -m benchmarks.zoo_gating ab --baselines DIR --out OUT --changes eager_attention,fp32
+    python -m benchmarks.zoo_gating report OUT [OUT...]
 
 ``record`` measures the zoo once with --gpuperf-update-baselines; ``aa`` runs the unchanged
 zoo against those baselines in N fresh processes (run it again on a later machine start:

@@ -2,7 +2,7 @@
 
 Each pinned value is also recomputed by brute force (tests/oracle.py), independently of
 the package.
-Recorded with ``python benchmarks/record_traces.py OUTDIR`` (see data/traces/README.md).
+Recorded with ``python -m benchmarks.record_traces OUTDIR`` (see data/traces/README.md).
 """
 
 from __future__ import annotations

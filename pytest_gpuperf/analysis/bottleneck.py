@@ -24,6 +24,7 @@ report can quote them:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pytest_gpuperf.analysis.devices import peak_for
@@ -31,7 +32,7 @@ from pytest_gpuperf.analysis.results import Bottleneck
 
 if TYPE_CHECKING:
     from pytest_gpuperf.analysis.results import DeviceMetrics
-    from pytest_gpuperf.analysis.trace import Trace
+    from pytest_gpuperf.analysis.trace import FlopOp
 
 ALLOCATION_STALL_PCT = 10.0
 OVERHEAD_LAUNCH_US = 5.0  # GPU work per launch below this: host-bound on any host
@@ -98,8 +99,10 @@ def gpu_us_per_launch(m: DeviceMetrics) -> float:
     return m.busy_us_per_step / max(m.launches_per_step, 1.0)
 
 
-def classify(m: DeviceMetrics, trace: Trace, step_ms: float | None = None) -> Bottleneck:
-    """``step_ms``: the step's latency timed without the profiler, when known (see idle_pct)."""
+def classify(m: DeviceMetrics, step_ms: float | None = None, element_size: int | None = None) -> Bottleneck:
+    """From the metrics alone, not the raw trace. ``step_ms``: the step's latency timed without
+    the profiler, when known (see idle_pct); ``element_size``: the operand size (bytes) that
+    carries most FLOPs (``dominant_element_size``), for the roofline's ridge point."""
     findings: list[Finding] = []
     span = m.span_us
 
@@ -135,7 +138,7 @@ def classify(m: DeviceMetrics, trace: Trace, step_ms: float | None = None) -> Bo
     if m.nccl_pct is not None and m.nccl_pct >= COMMUNICATION_PCT:
         findings.append(("communication-bound", "trace", (f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time",)))
 
-    device_kind, device_method, device_evidence = _compute_or_memory(m, trace)
+    device_kind, device_method, device_evidence = _compute_or_memory(m, element_size)
     device_fix = COPY_FIX if device_evidence[0].startswith("copies take") else FIXES[device_kind]
     if involved and OVERHEAD_LAUNCH_US <= per_launch < MIXED_LAUNCH_US:
         findings.append(
@@ -168,7 +171,15 @@ def classify(m: DeviceMetrics, trace: Trace, step_ms: float | None = None) -> Bo
     return Bottleneck(kind, method, evidence, fix, secondary)
 
 
-def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> Finding:
+def dominant_element_size(flop_ops: Iterable[FlopOp]) -> int | None:
+    """The operand size (bytes) of the operators that carry most FLOPs; None without any."""
+    by_size: dict[int, float] = {}
+    for op in flop_ops:
+        by_size[op.element_size] = by_size.get(op.element_size, 0.0) + op.flops
+    return max(by_size, key=lambda s: by_size[s]) if by_size else None
+
+
+def _compute_or_memory(m: DeviceMetrics, element_size: int | None) -> Finding:
     copy_us = m.memcpy.total_us + m.memset.total_us
     device_us = m.kernel_us + copy_us
     if device_us > 0 and 100.0 * copy_us / device_us >= COPY_SHARE_PCT:
@@ -181,11 +192,7 @@ def _compute_or_memory(m: DeviceMetrics, trace: Trace) -> Finding:
             ),
         )
     peak = peak_for(m.device_name)
-    if peak is not None and m.flops > 0 and m.flop_bytes > 0:
-        by_size: dict[int, float] = {}
-        for op in trace.flop_ops:
-            by_size[op.element_size] = by_size.get(op.element_size, 0.0) + op.flops
-        element_size = max(by_size, key=lambda s: by_size[s])
+    if peak is not None and m.flops > 0 and m.flop_bytes > 0 and element_size is not None:
         ridge = peak.ridge_flop_per_byte(element_size)
         intensity = m.flops / m.flop_bytes
         kind = "compute-bound" if intensity >= ridge else "memory-bound"

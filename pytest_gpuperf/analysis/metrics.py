@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from pytest_gpuperf.analysis import intervals
-from pytest_gpuperf.analysis.bottleneck import classify, host_wait_pct, is_elementwise, is_gemm
+from pytest_gpuperf.analysis.bottleneck import classify, dominant_element_size, host_wait_pct, is_elementwise, is_gemm
 from pytest_gpuperf.analysis.results import (
     AllocationStats,
     CopyStats,
@@ -52,13 +52,14 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     allocations, frees = _allocator_calls(trace.allocations), _allocator_calls(trace.frees)
     flops = sum(op.flops for op in trace.flop_ops)
     flop_bytes = sum(op.bytes for op in trace.flop_ops)
+    element_size = dominant_element_size(trace.flop_ops)
     devices = []
     for device in sorted(by_device):
         metrics = _device_metrics(
             trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
         )
         metrics = replace(metrics, host_wait_pct=host_wait_pct(metrics, step_ms))
-        devices.append(replace(metrics, classification=classify(metrics, trace, step_ms)))
+        devices.append(replace(metrics, classification=classify(metrics, step_ms, element_size)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
 
