@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session.coverage.narrowed = _narrowed_modules(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "gpuperf-session")
+    config.pluginmanager.register(session.relay, "gpuperf-xdist-relay")
 
 
 def _warn_unused_options(config: pytest.Config) -> None:

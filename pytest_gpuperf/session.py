@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Generator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_gpuperf import xdist
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
 from pytest_gpuperf.judging.compare import INCONCLUSIVE, NEW, NOT_COMPARED, SAME, UNREADABLE, Comparison
@@ -37,7 +37,6 @@ SESSION_KEY = pytest.StashKey["GpuperfSession"]()  # set only under --gpuperf
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
 TOLERANCE_KEY = pytest.StashKey[float]()  # percent, from @pytest.mark.gpu_baseline(tolerance_pct=...)
 RESULTS_KEY = pytest.StashKey[list["Result"]]()
-XDIST_KEY = "gpuperf"  # the key of a worker's results in pytest-xdist's workeroutput
 BENCHMARK_MIN_ROUND_S = 0.002
 
 
@@ -121,14 +120,12 @@ class GpuperfSession:
         self.coverage = Coverage()
         self.results: list[Result] = []
         self.saved_traces: dict[int, str] = {}  # id(measurement) -> where its trace was kept
-        self.remote: list[Row] = []  # rows sent by pytest-xdist workers
-        self.lost: list[str] = []  # pytest-xdist workers that ended without sending results
-        self.measured_on: dict[str, list[str]] = {}  # xdist worker id -> tests it measured
         self.baseline_lines: list[str] = []  # what the end of the session did to baselines
         self.policy = Policy(update=settings.gpuperf_update_baselines, strict=settings.gpuperf_strict_baselines)
         self._baselines: BaselineStore | None = None  # opened on the first measurement
         self._consensus: Consensus | None = None
         self._traces = TraceFiles()
+        self.relay = xdist.Relay(self.store, self.coverage.merge)  # pytest-xdist workers' rows, on the controller
 
     # --- measuring -----------------------------------------------------------------------------------
 
@@ -237,7 +234,7 @@ class GpuperfSession:
             row(r.measurement, r.verdict, recorded=r.recorded, trace_saved=self.saved_traces.get(id(r.measurement)))
             for r in self.results
         ]
-        return local + self.remote
+        return local + self.relay.rows
 
     def failure_text(self, r: Result) -> str:
         m = r.measurement
@@ -263,33 +260,6 @@ class GpuperfSession:
                 "an update run over whole modules (--gpuperf-update-baselines, without -k, -m or test ids) "
                 "removes them"
             )
-
-    # --- pytest-xdist ----------------------------------------------------------------------------------
-
-    def worker_payload(self) -> dict[str, Any]:
-        """What a worker sends at its end: its rows, the baseline entries it staged and its
-        coverage, as builtin types (execnet carries no dataclasses)."""
-        from pytest_gpuperf.judging.baseline import entry_to_dict
-
-        staged = self._baselines.staged if self._baselines is not None else {}
-        data = {
-            "rows": [r.to_wire() for r in self.rows()],
-            "staged": {m: {t: entry_to_dict(e) for t, e in tests.items()} for m, tests in staged.items()},
-            "coverage": self.coverage.to_wire(),
-        }
-        # Through JSON: execnet carries only builtin types (no list subclasses, no dataclasses).
-        plain: dict[str, Any] = json.loads(json.dumps(data))
-        return plain
-
-    def merge_worker(self, data: dict[str, Any]) -> None:
-        from pytest_gpuperf.judging.baseline import entry_from_dict
-
-        self.remote.extend(Row.from_wire(r) for r in data["rows"])
-        store = self.store()
-        for module, tests in data["staged"].items():
-            for test, entry in tests.items():
-                store.stage(module, test, entry_from_dict(entry))
-        self.coverage.merge(data["coverage"])
 
     # --- hooks -------------------------------------------------------------------------------------------
 
@@ -386,7 +356,7 @@ class GpuperfSession:
             return
         terminalreporter.write_sep("=", "gpuperf")
         lines = terminal.table(
-            self.rows(), lost=self.lost, baseline_lines=self.baseline_lines, updating=self.policy.update
+            self.rows(), lost=self.relay.lost, baseline_lines=self.baseline_lines, updating=self.policy.update
         )
         for line in lines:
             terminalreporter.write_line(line)
@@ -396,35 +366,13 @@ class GpuperfSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         worker_output = getattr(session.config, "workeroutput", None)
         if worker_output is not None:  # a pytest-xdist worker: the controller reports and writes
-            worker_output[XDIST_KEY] = self.worker_payload()
+            staged = self._baselines.staged if self._baselines is not None else {}
+            worker_output[xdist.KEY] = xdist.worker_payload(self.rows(), staged, self.coverage.to_wire())
             return
         self.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if self.settings.gpuperf_json and self.placement.reporting:
             path = Path(self.settings.gpuperf_json)
             write_json(path, settings=asdict(self.settings), note=self.note, rows=self.rows())
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """pytest-xdist, on the controller: note which worker measured which test, so a worker
-        that dies before sending its results can be named with what was lost."""
-        node = getattr(report, "node", None)  # set by pytest-xdist on reports from workers
-        if node is None or report.when != "call" or not hasattr(node, "gateway"):
-            return
-        if any(name.endswith("_p50_ms") for name, _ in report.user_properties):
-            self.measured_on.setdefault(node.gateway.id, []).append(report.nodeid)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """pytest-xdist, on the controller: take in what a worker measured."""
-        output = getattr(node, "workeroutput", None)
-        measured = self.measured_on.pop(node.gateway.id, [])
-        if output and output.get(XDIST_KEY):
-            self.merge_worker(output[XDIST_KEY])
-        elif measured:
-            self.lost.append(
-                f"worker {node.gateway.id} ended without sending its results ({error or 'it crashed'}): "
-                f"the measurements of {count(len(measured), 'test')} are lost (no row, no baseline written): "
-                + ", ".join(measured)
-            )
 
 
 class MeasuredBenchmark:
