@@ -17,9 +17,10 @@ import pytest
 
 from pytest_gpuperf import xdist
 from pytest_gpuperf.gpus import gpu_turn
+from pytest_gpuperf.judging import testids
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
 from pytest_gpuperf.judging.compare import INCONCLUSIVE, NEW, NOT_COMPARED, SAME, UNREADABLE, Comparison
-from pytest_gpuperf.judging.testids import base_test, file_stem, module_key, split_test_id
+from pytest_gpuperf.judging.testids import base_test, file_stem, split_test_id
 from pytest_gpuperf.judging.text import count
 from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
 from pytest_gpuperf.measuring.backend import Backend
@@ -399,10 +400,7 @@ class MeasuredBenchmark:
 
 
 def measurement_id(item: pytest.Item) -> str:
-    """The id a test's measurements and baselines go by: ``<module key>.py::<name>``, the
-    node id for a test inside the rootdir (see ``testids.module_key`` for one outside)."""
-    name = item.nodeid.partition("::")[2] or item.name
-    return f"{module_key(item.path, item.config.rootpath)}.py::{name}"
+    return testids.measurement_id(item.path, item.config.rootpath, item.nodeid, item.name)
 
 
 def user_properties(r: Result) -> list[tuple[str, object]]:

@@ -23,6 +23,12 @@ def module_key(path: Path, rootdir: Path) -> str:
     return relative.removesuffix(".py")
 
 
+def measurement_id(path: Path, rootdir: Path, nodeid: str, name: str) -> str:
+    """The id a test's measurements and baselines go by: ``<module key>.py::<name>``, the
+    node id for a test inside the rootdir (see ``module_key`` for one outside)."""
+    return f"{module_key(path, rootdir)}.py::{nodeid.partition('::')[2] or name}"
+
+
 def module_file(rootdir: Path, module: str) -> Path:
     """The test file a baseline key stands for (``module_key`` backwards)."""
     head, _, rest = module.partition("/")
