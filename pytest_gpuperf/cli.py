@@ -11,8 +11,9 @@ from typing import Any
 from pytest_gpuperf import __version__
 from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
-from pytest_gpuperf.analysis.ranks import rank_spread
+from pytest_gpuperf.analysis.ranks import rank_spread, with_balance
 from pytest_gpuperf.analysis.trace import TraceFormatError
+from pytest_gpuperf.report.rows import balance_json
 from pytest_gpuperf.report.traces import render_ranks, render_trace
 
 
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         results.append(analyze(loaded, top=args.top))
     spread = rank_spread(results) if len(results) > 1 else None
+    found = None
+    if spread is not None:  # each rank classified knowing how long it waited for the others
+        results, found = with_balance(results)
     if args.json:
         payload: Any = (
             results[0].to_dict()
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                     "ranks": list(spread.ranks),
                     "metrics": {s.metric: {**asdict(s), "spread": s.spread} for s in spread.metrics},
                     "nccl_imbalance_pct": spread.nccl_imbalance_pct,
+                    "straggler_rank": found.straggler_rank if found is not None else None,
                 },
+                "balance": balance_json(found),
             }
         )
         json.dump(payload, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n\n".join(render_trace(r) for r in results))
         if spread is not None:
             print()
-            print(render_ranks(spread))
+            print(render_ranks(spread, found))
     return 0
 
 

@@ -36,11 +36,26 @@ def test_idle_gaps_not_caused_by_the_host_are_not_overhead() -> None:
     assert classify(*events).kind != "overhead-bound"
 
 
-def test_nccl_share_over_ten_percent_is_communication_bound() -> None:
-    c = classify(*busy_stream(8, "gemm"), *busy_stream(2, "ncclDevKernel_AllReduce", stream=20))
+def test_exposed_communication_over_ten_percent_of_the_step_is_communication_bound() -> None:
+    # GEMMs 0-80 us, then an all-reduce 80-100 us that nothing hides: 20% of the step.
+    c = classify(*busy_stream(8, "gemm"), *busy_stream(2, "ncclDevKernel_AllReduce", start=80.0, stream=20))
     assert c.kind == "communication-bound"
     assert "overlap communication" in c.fix
-    assert "NCCL kernels take 20.0% of kernel time" in c.evidence[0]
+    assert c.evidence[0] == (
+        "exposed communication 20.0% of the step (NCCL kernels take 20.0% of kernel time, 0% of it overlapped by "
+        "computation)"
+    )
+    assert "one rank's trace" in c.evidence[1]  # waiting for a peer cannot be told apart from one trace
+
+
+def test_communication_hidden_behind_computation_is_overlapped_not_communication_bound() -> None:
+    # The same all-reduce on its own stream while the GEMMs run: it costs the step nothing.
+    c = classify(*busy_stream(8, "gemm"), *busy_stream(2, "ncclDevKernel_AllReduce", stream=20))
+    assert c.kind != "communication-bound"
+    assert any(
+        s.startswith("communication overlapped: NCCL kernels take 20.0% of kernel time, 100% of it overlapped")
+        for s in c.secondary
+    )
 
 
 def test_gemm_share_without_flops_is_a_labelled_heuristic() -> None:

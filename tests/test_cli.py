@@ -87,3 +87,20 @@ def test_console_script_runs_as_a_module() -> None:
         [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", "--help"], capture_output=True, text=True, check=True
     )
     assert "--json" in done.stdout and "--top" in done.stdout
+
+
+def test_several_traces_name_the_straggler_by_computation(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    paths = []
+    for rank, gemm in enumerate((100.0, 150.0)):  # rank 1 computes longer; rank 0 waits in the all-reduce
+        path = tmp_path / f"rank{rank}.json"
+        events = [kernel(0, gemm, "gemm"), kernel(gemm, 160.0 - gemm, "ncclDevKernel_AllReduce")]
+        path.write_text(json.dumps(trace(*events, distributedInfo={"rank": rank})))
+        paths.append(str(path))
+    assert main(["analyze", *paths, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spread"]["straggler_rank"] == 1 and out["balance"]["straggler_rank"] == 1
+    assert out["ranks"][0]["classification"]["kind"] == "rank-imbalance"
+    assert main(["analyze", *paths]) == 0
+    text = capsys.readouterr().out
+    assert "bottleneck      rank-imbalance (ranks)" in text
+    assert "straggler rank 1: computation 150 us per step, 50% more than rank 0's (imbalance 33.3%)" in text

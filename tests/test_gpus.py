@@ -62,3 +62,32 @@ def test_gpu_lists_and_worker_indices() -> None:
     assert visible_gpus(None, {"CUDA_VISIBLE_DEVICES": "1,0"}) == ["1", "0"]
     assert worker_index({"PYTEST_XDIST_WORKER": "gw3"}) == 3 and worker_index({}) is None
     assert [assign(["0", "1"], w) for w in range(5)] == ["0", "1", "0", "1", "0"]
+
+
+GPU_SUITE = """
+import json, os
+import pytest
+import torch
+
+@pytest.mark.parametrize("n", range(4))
+def test_measured(gpu_profiler, n):
+    x = torch.randn(2048, 2048, device="cuda")
+    gpu_profiler(torch.mm, x, x)
+    line = {"worker": os.environ.get("PYTEST_XDIST_WORKER"), "uuid": str(torch.cuda.get_device_properties(0).uuid)}
+    with open("log.jsonl", "a") as out:
+        out.write(json.dumps(line) + "\\n")
+"""
+
+
+@pytest.mark.gpu
+def test_on_two_gpus_each_xdist_worker_measures_on_its_own_card(pytester: pytest.Pytester) -> None:
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs (the lent nvidia-h100-x2 or nvidia-h200-x2)")
+    pytester.makepyfile(test_gpu_suite=GPU_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--gpuperf", *FAST)
+    result.assert_outcomes(passed=4)
+    log = [json.loads(line) for line in (pytester.path / "log.jsonl").read_text().splitlines()]
+    cards = {r["worker"]: r["uuid"] for r in log}
+    assert set(cards) == {"gw0", "gw1"} and len(set(cards.values())) == 2  # two workers, two cards

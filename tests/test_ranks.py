@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_gpuperf import analyze, load
-from pytest_gpuperf.analysis.ranks import rank_spread
-from tests.traces import kernel, trace
+from pytest_gpuperf.analysis.ranks import RanksReport, rank_spread, with_balance
+from pytest_gpuperf.analysis.results import TraceMetrics
+from tests.traces import kernel, step, trace
 
 
 def test_spread_between_ranks_and_nccl_imbalance() -> None:
@@ -61,3 +62,81 @@ def test_interval_intersection() -> None:
 
     assert intersect([(0, 4), (6, 10)], [(2, 7), (9, 12)]) == [(2, 4), (6, 7), (9, 10)]
     assert intersect([(0, 1)], [(1, 2)]) == [] and intersect([], [(0, 1)]) == []
+
+
+def straggler_job() -> list[TraceMetrics]:
+    """Two steps of GEMMs then an all-reduce; rank 1 computes 50% longer, so rank 0's all-reduce
+    (10 us of transfer) waits 50 us for it."""
+    ranks = []
+    for rank, gemm in ((0, 100.0), (1, 150.0)):
+        events = []
+        for n, start in enumerate((0.0, 200.0)):
+            events += [kernel(start, gemm, "gemm"), kernel(start + gemm, 160.0 - gemm, "ncclDevKernel_AllReduce")]
+            events.append(step(start, 200.0, n))
+        ranks.append(analyze(load(trace(*events, distributedInfo={"rank": rank}))))
+    return ranks
+
+
+def test_the_straggler_is_the_rank_that_computes_longest_and_its_victim_waits() -> None:
+    job = straggler_job()
+    # On its own, rank 0's trace shows a long all-reduce that nothing hides: communication-bound.
+    alone = job[0].primary
+    assert alone is not None and alone.classification is not None
+    assert alone.classification.kind == "communication-bound"
+    assert alone.compute_us == 200.0 and alone.nccl_exposed_us == 120.0 and alone.collective_us == (60.0, 60.0)
+    ranked, found = with_balance(job)
+    assert found is not None and found.straggler_rank == 1 and found.matched == 2
+    assert found.compute_imbalance_pct == pytest.approx(100 * 50 / 150)
+    waits = {r.rank: (r.compute_us, r.nccl_us, r.exposed_us, r.wait_us) for r in found.ranks}
+    assert waits == {0: (100.0, 60.0, 60.0, 50.0), 1: (150.0, 10.0, 10.0, 0.0)}
+    victim = ranked[0].primary
+    assert victim is not None and victim.classification is not None
+    assert victim.classification.kind == "rank-imbalance"
+    assert "rank 1 computes 33% longer per step" in victim.classification.fix
+    assert (
+        "waits inside NCCL collectives for a slower rank 27.8% of the step (50 us per step"
+        in (victim.classification.evidence[0])
+    )
+    straggler = ranked[1].primary
+    assert straggler is not None and straggler.classification is not None
+    assert straggler.classification.kind not in ("rank-imbalance", "communication-bound")
+    assert found.describe().startswith("straggler rank 1: computation 150 us per step, 50% more than rank 0's")
+
+
+def test_balanced_ranks_and_unequal_collective_counts_are_said() -> None:
+    even = [
+        analyze(load(trace(kernel(0, 100, "gemm"), kernel(100, 10, "ncclAllReduce"), distributedInfo={"rank": r})))
+        for r in (0, 1)
+    ]
+    _, found = with_balance(even)
+    assert found is not None and found.compute_imbalance_pct == 0.0
+    assert found.describe().startswith("balanced: computation per step within 0.0% between ranks")
+    extra = analyze(
+        load(
+            trace(
+                kernel(0, 100, "gemm"), kernel(100, 10, "ncclAllReduce"), kernel(110, 10, "ncclAllReduce"),
+                distributedInfo={"rank": 1},
+            )
+        )
+    )  # fmt: skip
+    _, found = with_balance([even[0], extra])
+    assert found is not None and found.matched == 1
+    assert "collective counts differ between ranks (1, 2): the first 1 matched" in found.describe()
+
+
+def test_a_torchrun_ranks_report_names_the_straggler_from_the_ranks_figures() -> None:
+    job = straggler_job()
+    payloads = []
+    for rank, metrics in enumerate(job):
+        device = metrics.primary
+        assert device is not None
+        figures = {"steps": device.steps, "compute_us": device.compute_us, "nccl_us": device.nccl_us}
+        figures |= {"exposed_us": device.nccl_exposed_us, "collective_us": list(device.collective_us)}
+        payloads.append({"rank": rank, "p50_ms": 0.16, "p99_ms": 0.17 - rank * 0.005, "nccl_pct": None,
+                         "nccl_us_per_step": None, **figures})  # fmt: skip
+    report = RanksReport.of(payloads)
+    assert report.slowest.rank == 0  # the victim has the longer tail
+    found = report.balance
+    assert found is not None and found.straggler_rank == 1
+    assert "straggler rank 1: computation 150 us per step" in report.describe()
+    assert RanksReport.of([{**payloads[0], "steps": 0}, payloads[1]]).balance is None  # a rank without a trace

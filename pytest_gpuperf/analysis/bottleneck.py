@@ -14,7 +14,12 @@ report can quote them:
    of the step the GPU waited (host wait) does, so it only has to show that the host is
    involved at all (>= 5% of the step): a step whose small kernels were all launched ahead
    (idle gaps the host did not cause) is not blamed on the host.
-3. communication-bound: NCCL kernels take >= 10% of kernel time.
+3. rank imbalance (with every rank's trace, or under torchrun): this rank waits inside NCCL
+   collectives for a slower rank >= 10% of the device span (each collective's time beyond
+   the fastest rank's for the same collective): the fix is balancing work, not overlap.
+   communication-bound: exposed communication (NCCL time with no other device work
+   alongside, less the waiting where it is known) >= 10% of the device span. NCCL time
+   hidden behind computation costs nothing and is reported as overlapped.
 4. memory-bound by copies: memcpy and memset take >= 50% of the summed device time.
 5. compute- vs memory-bound: a roofline when the trace carries FLOPs and input
    shapes of a known GPU (arithmetic intensity against the ridge point); else the
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_gpuperf.analysis.devices import peak_for
 from pytest_gpuperf.analysis.results import Bottleneck
@@ -54,6 +59,10 @@ FIXES = {
     "overhead-bound": "capture the step as a CUDA graph (torch.cuda.CUDAGraph, replayed with static inputs)",
     "communication-bound": (
         "overlap communication with computation (async collectives, bucketing), or use a smaller tensor-parallel degree"
+    ),
+    "rank-imbalance": (
+        "balance the work across ranks: rank {rank} computes {pct:.0f}% longer per step than the fastest "
+        "(its share of layers, batch or sequence lengths), and the others wait for it inside every collective"
     ),
     "compute-bound": "use quantized/FP8 GEMMs (a higher math ceiling), then check the GEMM tile shapes",
     "memory-bound": "move fewer bytes: quantized weights (int8/int4/FP8), grouped-query attention, an FP8 KV cache",
@@ -99,10 +108,18 @@ def gpu_us_per_launch(m: DeviceMetrics) -> float:
     return m.busy_us_per_step / max(m.launches_per_step, 1.0)
 
 
-def classify(m: DeviceMetrics, step_ms: float | None = None, element_size: int | None = None) -> Bottleneck:
+class RankWait(NamedTuple):
+    """What the other ranks' traces say about this one's NCCL time."""
+
+    wait_us: float  # NCCL time beyond the fastest rank's for the same collectives, over the trace
+    straggler_rank: int  # the rank with the most computation per step
+    imbalance_pct: float  # (max - min) / max of computation per step between ranks
+
+
+def classify(m: DeviceMetrics, step_ms: float | None = None, ranks: RankWait | None = None) -> Bottleneck:
     """From the metrics alone, not the raw trace. ``step_ms``: the step's latency timed without
-    the profiler, when known (see idle_pct); ``element_size``: the operand size (bytes) that
-    carries most FLOPs (``dominant_element_size``), for the roofline's ridge point."""
+    the profiler, when known (see idle_pct); ``ranks``: this rank's wait for the others, where
+    every rank's trace or figures are known."""
     findings: list[Finding] = []
     span = m.span_us
 
@@ -135,10 +152,10 @@ def classify(m: DeviceMetrics, step_ms: float | None = None, element_size: int |
     if involved and per_launch < OVERHEAD_LAUNCH_US:
         findings.append(("overhead-bound", "trace", host_evidence))
 
-    if m.nccl_pct is not None and m.nccl_pct >= COMMUNICATION_PCT:
-        findings.append(("communication-bound", "trace", (f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time",)))
+    communication = _communication(m, ranks)
+    findings += communication.findings
 
-    device_kind, device_method, device_evidence = _compute_or_memory(m, element_size)
+    device_kind, device_method, device_evidence = _compute_or_memory(m)
     device_fix = COPY_FIX if device_evidence[0].startswith("copies take") else FIXES[device_kind]
     if involved and OVERHEAD_LAUNCH_US <= per_launch < MIXED_LAUNCH_US:
         findings.append(
@@ -154,6 +171,7 @@ def classify(m: DeviceMetrics, step_ms: float | None = None, element_size: int |
     findings.append((device_kind, device_method, device_evidence))
     if (per_launch >= MIXED_LAUNCH_US or not involved) and waiting >= HOST_WAIT_NOTE_PCT:
         findings.append(("host waits", "trace", host_evidence[1:2]))
+    findings += communication.notes
 
     kind, method, evidence = findings[0]
     host_fix = FIXES["overhead-bound"]
@@ -165,10 +183,57 @@ def classify(m: DeviceMetrics, step_ms: float | None = None, element_size: int |
         fix = f"for the host's part, {host_fix}; for the GPU's ({device_kind}), {device_fix}"
     elif kind == device_kind:
         fix = device_fix
+    elif kind == "rank-imbalance" and ranks is not None:
+        fix = FIXES[kind].format(rank=ranks.straggler_rank, pct=ranks.imbalance_pct)
     else:
         fix = FIXES[kind]
     secondary = tuple(f"{k}: {'; '.join(e)}" for k, _, e in findings[1:] if k != device_kind or kind != "mixed")
     return Bottleneck(kind, method, evidence, fix, secondary)
+
+
+class _Communication(NamedTuple):
+    findings: list[Finding]  # classes: rank-imbalance, communication-bound
+    notes: list[Finding]  # secondary only: communication overlapped
+
+
+def _communication(m: DeviceMetrics, ranks: RankWait | None) -> _Communication:
+    """Only NCCL time that nothing hides costs the step, and of that, time spent waiting for a
+    slower rank is the slower rank's to fix."""
+    span = m.span_us
+    if m.nccl_pct is None or m.nccl_us <= 0 or span <= 0:
+        return _Communication([], [])
+    findings: list[Finding] = []
+    wait = min(ranks.wait_us, m.nccl_exposed_us) if ranks is not None else 0.0
+    steps = max(m.steps, 1)
+    if ranks is not None and 100.0 * wait / span >= COMMUNICATION_PCT:
+        findings.append(
+            (
+                "rank-imbalance",
+                "ranks",
+                (
+                    f"this rank waits inside NCCL collectives for a slower rank {100.0 * wait / span:.1f}% of the "
+                    f"step ({wait / steps:.0f} us per step beyond the fastest rank's time for the same collectives)",
+                    f"straggler: rank {ranks.straggler_rank}, whose computation per step is {ranks.imbalance_pct:.0f}% "
+                    "longer than the fastest rank's",
+                ),
+            )
+        )
+    transfer = m.nccl_exposed_us - wait
+    overlap = m.nccl_overlap_pct if m.nccl_overlap_pct is not None else 0.0
+    shares = f"NCCL kernels take {m.nccl_pct:.1f}% of kernel time, {overlap:.0f}% of it overlapped by computation"
+    if 100.0 * transfer / span >= COMMUNICATION_PCT:
+        evidence: tuple[str, ...] = (f"exposed communication {100.0 * transfer / span:.1f}% of the step ({shares})",)
+        if ranks is None:
+            evidence += (
+                "one rank's trace: its NCCL time includes any wait for slower ranks "
+                "(gpuperf analyze with every rank's trace tells the two apart)",
+            )
+        findings.append(("communication-bound", "trace", evidence))
+        return _Communication(findings, [])
+    if m.nccl_pct >= COMMUNICATION_PCT:
+        note = f"{shares}: exposed {100.0 * m.nccl_exposed_us / span:.1f}% of the step"
+        return _Communication(findings, [("communication overlapped", "trace", (note,))])
+    return _Communication(findings, [])
 
 
 def dominant_element_size(flop_ops: Iterable[FlopOp]) -> int | None:
@@ -179,7 +244,7 @@ def dominant_element_size(flop_ops: Iterable[FlopOp]) -> int | None:
     return max(by_size, key=lambda s: by_size[s]) if by_size else None
 
 
-def _compute_or_memory(m: DeviceMetrics, element_size: int | None) -> Finding:
+def _compute_or_memory(m: DeviceMetrics) -> Finding:
     copy_us = m.memcpy.total_us + m.memset.total_us
     device_us = m.kernel_us + copy_us
     if device_us > 0 and 100.0 * copy_us / device_us >= COPY_SHARE_PCT:
@@ -192,6 +257,7 @@ def _compute_or_memory(m: DeviceMetrics, element_size: int | None) -> Finding:
             ),
         )
     peak = peak_for(m.device_name)
+    element_size = m.flop_element_size
     if peak is not None and m.flops > 0 and m.flop_bytes > 0 and element_size is not None:
         ridge = peak.ridge_flop_per_byte(element_size)
         intensity = m.flops / m.flop_bytes

@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import replace
+from typing import NamedTuple
 
 from pytest_gpuperf.analysis import intervals
 from pytest_gpuperf.analysis.bottleneck import classify, dominant_element_size, host_wait_pct, is_elementwise, is_gemm
@@ -58,8 +59,8 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
         metrics = _device_metrics(
             trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
         )
-        metrics = replace(metrics, host_wait_pct=host_wait_pct(metrics, step_ms))
-        devices.append(replace(metrics, classification=classify(metrics, step_ms, element_size)))
+        metrics = replace(metrics, host_wait_pct=host_wait_pct(metrics, step_ms), flop_element_size=element_size)
+        devices.append(replace(metrics, classification=classify(metrics, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
 
@@ -110,7 +111,8 @@ def _device_metrics(
         nccl_pct = 100.0 * nccl_us / kernel_us
     else:
         unavailable["nccl_pct"] = "no kernel time in the trace"
-    nccl_overlap_pct = _nccl_overlap_pct(ops, {name for name in by_name if is_nccl(name)})
+    comm = _communication(ops, {name for name in by_name if is_nccl(name)})
+    nccl_overlap_pct = 100.0 * comm.overlapped_us / comm.nccl_union_us if comm.nccl_union_us > 0 else None
     if nccl_overlap_pct is None:
         unavailable["nccl_overlap_pct"] = "no NCCL kernels in the trace"
 
@@ -128,6 +130,9 @@ def _device_metrics(
         nccl_pct=nccl_pct,
         nccl_us=nccl_us,
         nccl_overlap_pct=nccl_overlap_pct,
+        compute_us=comm.compute_us,
+        nccl_exposed_us=comm.nccl_union_us - comm.overlapped_us,
+        collective_us=comm.collectives,
         gemm_us=sum(total for name, (_, total) in by_name.items() if is_gemm(name)),
         elementwise_kernels=sum(count for name, (count, _) in by_name.items() if is_elementwise(name)),
         launches=_launches(ops, trace.api_calls),
@@ -194,21 +199,24 @@ def is_nccl(kernel_name: str) -> bool:
     return "nccl" in kernel_name.lower()
 
 
-def _nccl_overlap_pct(ops: list[DeviceOp], nccl_names: set[str]) -> float | None:
-    """Share of NCCL kernel time (union) during which other device work ran: communication
-    hidden behind computation. None without NCCL kernels. ``nccl_names``: the kernel names
-    classified once each, not once per launch."""
-    if not nccl_names:
-        return None
+class Communication(NamedTuple):
+    compute_us: float  # union of the device work that is not NCCL
+    nccl_union_us: float  # union of NCCL kernels
+    overlapped_us: float  # NCCL time with other device work running alongside: hidden
+    collectives: tuple[float, ...]  # each NCCL kernel's duration, in the order they started
+
+
+def _communication(ops: list[DeviceOp], nccl_names: set[str]) -> Communication:
+    """Computation against communication on one device. ``nccl_names``: the kernel names
+    classified once each, not once per launch; ``ops`` sorted by start."""
     nccl: list[intervals.Interval] = []
     other: list[intervals.Interval] = []
     for op in ops:
         (nccl if op.kind == KERNEL and op.name in nccl_names else other).append((op.start, op.end))
-    comm = intervals.merge(nccl)
-    comm_us = intervals.total(comm)
-    if comm_us <= 0:
-        return None
-    return 100.0 * intervals.total(intervals.intersect(comm, intervals.merge(other))) / comm_us
+    comm, compute = intervals.merge(nccl), intervals.merge(other)
+    overlapped = intervals.total(intervals.intersect(comm, compute))
+    collectives = tuple(end - start for start, end in nccl)
+    return Communication(intervals.total(compute), intervals.total(comm), overlapped, collectives)
 
 
 def _kernels_by_name(kernels: list[DeviceOp]) -> dict[str, tuple[int, float]]:

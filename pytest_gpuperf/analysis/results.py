@@ -79,6 +79,9 @@ class DeviceMetrics:
     nccl_pct: float | None
     nccl_us: float
     nccl_overlap_pct: float | None  # NCCL kernel time with other device work running alongside
+    compute_us: float  # union of the device work that is not NCCL: the step's own computation
+    nccl_exposed_us: float  # NCCL time (union) with no other device work alongside: not hidden
+    collective_us: tuple[float, ...]  # each NCCL kernel's duration, in start order (matched across ranks)
     gemm_us: float  # summed durations of matrix-multiply kernels (by name)
     elementwise_kernels: int
     launches: Launches
@@ -91,6 +94,7 @@ class DeviceMetrics:
     allocator_stall_us: float  # union of allocator calls over 1 ms, inside the device span
     flops: float
     flop_bytes: float
+    flop_element_size: int | None = None  # operand bytes of the operators carrying most FLOPs
     classification: Bottleneck | None = None
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -109,9 +113,20 @@ class DeviceMetrics:
         total = self.launches.runtime + self.launches.driver + self.launches.graph
         return total / self.steps
 
+    @property
+    def compute_us_per_step(self) -> float:
+        return self.compute_us / self.steps
+
+    @property
+    def nccl_exposed_pct(self) -> float:
+        """Exposed communication as a share of the device span (the profiled steps)."""
+        return 100.0 * self.nccl_exposed_us / self.span_us if self.span_us > 0 else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["kernels_per_step"] = self.kernels_per_step
+        out["compute_us_per_step"] = self.compute_us_per_step
+        out["nccl_exposed_pct"] = self.nccl_exposed_pct
         out["busy_us_per_step"] = self.busy_us_per_step
         out["launches_per_step"] = self.launches_per_step
         return out

@@ -37,7 +37,7 @@ KEYS = {
         BudgetKey("nccl_pct_max", "nccl_pct", "%", False, "trace"),
         BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
         BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
-        BudgetKey("rank_imbalance_pct_max", "nccl_imbalance_pct", "%", False, "ranks"),
+        BudgetKey("rank_imbalance_pct_max", "compute_imbalance_pct", "%", False, "ranks"),
     )
 }
 

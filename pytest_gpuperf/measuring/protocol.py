@@ -24,7 +24,7 @@ from typing import Any
 from pytest_gpuperf.analysis.bottleneck import gpu_us_per_launch
 from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
-from pytest_gpuperf.analysis.ranks import RanksReport
+from pytest_gpuperf.analysis.ranks import RanksReport, reclassified
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.judging.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
@@ -349,28 +349,42 @@ def measure_test(
 
 
 def with_ranks(result: Measurement, budget: dict[str, float], consensus: Consensus) -> Measurement:
-    """Every rank's figures for this test (under torchrun), and the budgets they decide."""
+    """Every rank's figures for this test (under torchrun), the budgets they decide, and this
+    rank's bottleneck classified knowing how long it waited for the others."""
     ranks = None
+    trace = result.trace
     if consensus.world_size > 1:
-        device = result.device
-        nccl_per_step = device.nccl_us / device.steps if device is not None and device.steps else None
-        payload = {
-            "rank": consensus.rank,
-            "p50_ms": result.p50.value,
-            "p99_ms": result.p99.value,
-            "nccl_pct": device.nccl_pct if device is not None else None,
-            "nccl_us_per_step": nccl_per_step,
-            "nccl_overlap_pct": device.nccl_overlap_pct if device is not None else None,
-        }
-        ranks = RanksReport.of(consensus.gather(payload))
+        ranks = RanksReport.of(consensus.gather(_rank_payload(result, consensus.rank)))
+        found = ranks.balance
+        if found is not None and trace is not None:
+            trace = reclassified(trace, found.wait(consensus.rank), step_ms=result.p50.value)
     budgets = list(result.budgets)
     for key, limit in budget.items():
         if KEYS[key].source != "ranks":
             continue
         if ranks is None:
             budgets.append(judge(key, limit, None, "one process: run under torchrun with 2 or more ranks"))
-        elif (imbalance := ranks.nccl_imbalance_pct) is None:
-            budgets.append(judge(key, limit, None, "no NCCL kernel time in every rank's profiled pass"))
+        elif (balanced := ranks.balance) is None:
+            budgets.append(judge(key, limit, None, "no profiled pass with device work on every rank"))
         else:
-            budgets.append(judge(key, limit, imbalance))
-    return replace(result, ranks=ranks, budgets=tuple(budgets))
+            budgets.append(judge(key, limit, balanced.compute_imbalance_pct))
+    return replace(result, ranks=ranks, budgets=tuple(budgets), trace=trace)
+
+
+def _rank_payload(result: Measurement, rank: int) -> dict[str, Any]:
+    """What this rank tells the others of its measurement (plain data: it travels as JSON)."""
+    device = result.device
+    payload: dict[str, Any] = {"rank": rank, "p50_ms": result.p50.value, "p99_ms": result.p99.value}
+    if device is None:
+        return {**payload, "nccl_pct": None, "nccl_us_per_step": None}
+    return {
+        **payload,
+        "nccl_pct": device.nccl_pct,
+        "nccl_us_per_step": device.nccl_us / device.steps if device.steps else None,
+        "nccl_overlap_pct": device.nccl_overlap_pct,
+        "steps": device.steps,
+        "compute_us": device.compute_us,
+        "nccl_us": device.nccl_us,
+        "exposed_us": device.nccl_exposed_us,
+        "collective_us": list(device.collective_us),
+    }

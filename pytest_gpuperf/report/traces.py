@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_gpuperf.analysis.ranks import RankSpread
+from pytest_gpuperf.analysis.ranks import RankBalance, RankSpread
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.judging.text import count, printable
 
@@ -74,15 +74,22 @@ def _render_device(m: DeviceMetrics) -> list[str]:
     return out
 
 
-def render_ranks(spread: RankSpread) -> str:
+def render_ranks(spread: RankSpread, found: RankBalance | None = None) -> str:
     lines = [f"ranks {', '.join(map(str, spread.ranks))}: spread between ranks"]
     for s in spread.metrics:
         lines.append(
-            f"  {s.metric:18s} min {s.minimum:10.2f} (rank {s.min_rank})  "
+            f"  {s.metric:19s} min {s.minimum:10.2f} (rank {s.min_rank})  "
             f"max {s.maximum:10.2f} (rank {s.max_rank})  spread {s.spread:.2f}"
         )
     imbalance = _num(spread.nccl_imbalance_pct, ".1f", "no NCCL kernels")
     lines.append(
         f"  NCCL time imbalance (max-min)/max: {imbalance}{' %' if spread.nccl_imbalance_pct is not None else ''}"
     )
-    return "\n".join(lines)
+    if found is not None:
+        lines.append(f"  {found.describe()}")
+        lines.append("  per step (us)        compute      NCCL   exposed   waiting")
+        for r in found.ranks:
+            lines.append(
+                f"    rank {r.rank:<12d}{r.compute_us:10.1f}{r.nccl_us:10.1f}{r.exposed_us:10.1f}{r.wait_us:10.1f}"
+            )
+    return "\n".join(printable(line) for line in lines)
