@@ -55,21 +55,20 @@ def balanced(rank: int, a: torch.Tensor, b: torch.Tensor) -> Callable[[], None]:
 
 def overlapped(rank: int, a: torch.Tensor, b: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
-        pending = None
+        pending = []
         out = a
         for _ in range(GEMMS):
             out = torch.mm(out, b)
-            chunk = out.clone()
-            if pending is not None:
-                pending.wait()
-            pending = dist.all_reduce(chunk, async_op=True)  # runs while the next GEMM does
-        assert pending is not None
-        pending.wait()
+            # Each chunk's all-reduce on NCCL's stream while the next GEMMs run; waited for at the end.
+            pending.append(dist.all_reduce(out.clone(), async_op=True))
+        for work in pending:
+            work.wait()
 
     return step
 
 
 STEPS_BY_NAME = {"straggler": straggler, "overlapped": overlapped, "balanced": balanced}
+ONLY = os.environ.get("RECORD_ONLY", "")  # one step's name: record that one alone
 
 
 def record(step: Callable[[], None], path: Path) -> None:
@@ -85,8 +84,12 @@ def record(step: Callable[[], None], path: Path) -> None:
         record_shapes=True,
         with_flops=True,
     ) as prof:
-        for _ in range(1 + STEPS):
+        for index in range(1 + STEPS):
             step()
+            if index in (0, STEPS):
+                # Drain the warmup step (its async collectives would spill into the window) and
+                # the last one (its collectives still running when the window closes).
+                torch.cuda.synchronize()
             prof.step()
     torch.cuda.synchronize()
     with raw.open("rb") as src, gzip.GzipFile(path, "wb", mtime=0) as dst:
@@ -104,6 +107,8 @@ def main() -> int:
     a = torch.randn(SIZE, SIZE, device="cuda", dtype=torch.bfloat16) / SIZE**0.5
     b = torch.randn(SIZE, SIZE, device="cuda", dtype=torch.bfloat16) / SIZE**0.5
     for name, make in STEPS_BY_NAME.items():
+        if ONLY and name != ONLY:
+            continue
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         record(make(rank, a, b), folder / f"rank{rank}.json.gz")

@@ -121,7 +121,7 @@ def test_balanced_ranks_and_unequal_collective_counts_are_said() -> None:
     )  # fmt: skip
     _, found = with_balance([even[0], extra])
     assert found is not None and found.matched == 1
-    assert "collective counts differ between ranks (1, 2): the first 1 matched" in found.describe()
+    assert "collective counts differ between ranks (1, 2): the last 1 matched" in found.describe()
 
 
 def test_a_torchrun_ranks_report_names_the_straggler_from_the_ranks_figures() -> None:

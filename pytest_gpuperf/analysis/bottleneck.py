@@ -232,7 +232,10 @@ def _communication(m: DeviceMetrics, ranks: RankWait | None) -> _Communication:
         return _Communication(findings, [])
     if m.nccl_pct >= COMMUNICATION_PCT:
         note = f"{shares}: exposed {100.0 * m.nccl_exposed_us / span:.1f}% of the step"
-        return _Communication(findings, [("communication overlapped", "trace", (note,))])
+        if ranks is not None and wait > 0:
+            note += f", {100.0 * wait / span:.1f}% of it waiting for rank {ranks.straggler_rank}"
+        label = "communication overlapped" if overlap >= 50.0 else "communication"
+        return _Communication(findings, [(label, "trace", (note,))])
     return _Communication(findings, [])
 
 

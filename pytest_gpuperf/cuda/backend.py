@@ -106,8 +106,9 @@ class CudaBackend:
         ) as prof:
             for index in range(1 + steps):
                 step()
-                if index == 0:
-                    # Drain the warmup step: the window then holds its own steps' work only.
+                if index in (0, steps):
+                    # Drain the warmup step (the window then holds its own steps' work only) and the
+                    # last (work still running when the window closes would be missing from it).
                     torch.cuda.synchronize()
                 prof.step()
 
