@@ -1,11 +1,14 @@
-"""The ``gpuperf`` command: ``gpuperf analyze TRACE... [--json] [--top N]``."""
+"""The ``gpuperf`` command: ``gpuperf analyze TRACE... [--json] [--top N]`` and
+``gpuperf compare A.json B.json [--tolerance PCT] [--fail-on-regression]``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from pytest_gpuperf import __version__
@@ -13,7 +16,10 @@ from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
 from pytest_gpuperf.analysis.ranks import rank_spread, with_balance
 from pytest_gpuperf.analysis.trace import TraceFormatError
+from pytest_gpuperf.judging.compare import REGRESSED
+from pytest_gpuperf.judging.runs import RunReportError, compare_runs
 from pytest_gpuperf.report.rows import balance_json
+from pytest_gpuperf.report.runs import render_runs
 from pytest_gpuperf.report.traces import render_ranks, render_trace
 
 
@@ -38,11 +44,29 @@ def _parser() -> argparse.ArgumentParser:
         default="us",
         help="unit of a Chrome trace's ts/dur (the format says us; default us)",
     )
+    compare = commands.add_parser(
+        "compare",
+        help="two saved runs (--gpuperf-json reports) test by test, gated as against a baseline",
+        description=(
+            "Compare two --gpuperf-json reports test by test with the statistics and gating of a baseline "
+            "comparison: latency on per-round medians with intervals (not gated where the host paces the step), "
+            "kernel and launch counts exactly, the step's own memory. Tests measured on different setups "
+            "(GPU, driver, CUDA, torch) are not compared."
+        ),
+    )
+    compare.add_argument("before", metavar="A.json", help="the earlier run's report")
+    compare.add_argument("after", metavar="B.json", help="the later run's report")
+    compare.add_argument(
+        "--tolerance", type=float, default=5.0, metavar="PCT", help="percent a metric may get worse (default 5)"
+    )
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a test regressed")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "compare":
+        return _compare(args)
     if args.top < 0:
         print("gpuperf: error: --top must be zero or more", file=sys.stderr)
         return 2
@@ -81,6 +105,31 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(render_ranks(spread, found))
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        print("gpuperf: error: --tolerance must be a finite number, 0 or more", file=sys.stderr)
+        return 2
+    names = (Path(args.before).name, Path(args.after).name)
+    try:
+        reports = [_read_report(path) for path in (args.before, args.after)]
+        changes = compare_runs(reports[0], reports[1], args.tolerance, names)
+    except RunReportError as exc:
+        print(f"gpuperf: error: {exc}", file=sys.stderr)
+        return 2
+    print(render_runs(changes, names))
+    regressed = any(c.comparison is not None and c.comparison.status == REGRESSED for c in changes)
+    return 1 if regressed and args.fail_on_regression else 0
+
+
+def _read_report(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunReportError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunReportError(f"{path}: not valid JSON: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from pytest_gpuperf.measuring.protocol import Measurement, measure_test
 from pytest_gpuperf.report import terminal
 from pytest_gpuperf.report.jsonfile import write_json
 from pytest_gpuperf.report.rows import Row, row
+from pytest_gpuperf.runinfo import run_info
 from pytest_gpuperf.settings import Settings
 
 SESSION_KEY = pytest.StashKey["GpuperfSession"]()  # set only under --gpuperf
@@ -126,6 +128,7 @@ class GpuperfSession:
         self._baselines: BaselineStore | None = None  # opened on the first measurement
         self._consensus: Consensus | None = None
         self._traces = TraceFiles()
+        self.started = datetime.now(timezone.utc)
         self.relay = xdist.Relay(self.store, self.coverage.merge)  # pytest-xdist workers' rows, on the controller
 
     # --- measuring -----------------------------------------------------------------------------------
@@ -373,7 +376,8 @@ class GpuperfSession:
         self.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if self.settings.gpuperf_json and self.placement.reporting:
             path = Path(self.settings.gpuperf_json)
-            write_json(path, settings=asdict(self.settings), note=self.note, rows=self.rows())
+            run = run_info(self.started, self.rootdir, self.backend.env())
+            write_json(path, settings=asdict(self.settings), note=self.note, rows=self.rows(), run=run)
 
 
 class MeasuredBenchmark:

@@ -20,7 +20,7 @@ ALLOWED = {
     "report": {"analysis", "judging", "measuring"},
     "cuda": {"measuring"},
     "plugin": {"analysis", "judging", "measuring", "report", "cuda"},
-    "cli": {"analysis", "report"},
+    "cli": {"analysis", "judging", "report"},
     "package": {"analysis", "judging", "measuring", "cuda"},  # __init__: the lazily exported names
 }
 # layer -> the third-party top-level packages it may import (the standard library is always allowed).

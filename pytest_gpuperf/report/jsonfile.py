@@ -23,8 +23,11 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, *, settings: dict[str, Any], note: str | None, rows: Sequence[Row]) -> None:
-    """The JSON report: the run's settings, the header's note and every row's object."""
-    payload = {"settings": settings, "note": note, "tests": [r.json for r in rows]}
+def write_json(
+    path: Path, *, settings: dict[str, Any], note: str | None, rows: Sequence[Row], run: dict[str, Any]
+) -> None:
+    """The JSON report: the run (when, which commit, on what), its settings, the header's note
+    and every row's object."""
+    payload = {"run": run, "settings": settings, "note": note, "tests": [r.json for r in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pytest_gpuperf.analysis.ranks import RankBalance
+from pytest_gpuperf.judging.baseline import entry_to_dict
 from pytest_gpuperf.judging.compare import Comparison
 from pytest_gpuperf.judging.verdict import Verdict
 from pytest_gpuperf.measuring.protocol import Measurement
@@ -95,6 +96,7 @@ def _json(m: Measurement, verdict: Verdict, recorded: bool, trace_saved: str | N
         "ranks": _ranks_json(m),
         "over_budget": bool(verdict.over_budget),
         "problems": list(verdict.problems),
+        "entry": entry_to_dict(m.entry),  # what a baseline would keep: `gpuperf compare` reads it
     }
 
 
