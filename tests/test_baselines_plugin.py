@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_gpuperf import analyze, load
 from tests.conftest import REPO_ON_PATH
 from tests.helpers import FAST
 
@@ -267,3 +268,24 @@ def test_under_xdist_the_controller_merges_and_writes_once(suite: pytest.Pyteste
     result = run(suite, "-p", "no:benchmark", "-n", "2")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*against baselines: 0 regressed, 2 same*"])
+
+
+def test_a_regression_names_the_kernels_whose_time_moved_most(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLAY_TRACE", str(TRACES / "decode_graph.json.gz"))
+    suite.runpytest_subprocess("--gpuperf", *FAST, "--gpuperf-update-baselines").assert_outcomes(passed=2)
+    entry = yaml.safe_load((suite.path / BASELINE).read_text())["tests"]["test_fixture"]
+    graph = analyze(load(TRACES / "decode_graph.json.gz")).primary
+    assert graph is not None  # each kernel's time per step, kept to four digits
+    assert sum(entry["kernel_us"].values()) == pytest.approx(graph.kernel_us / graph.steps, rel=1e-3)
+    monkeypatch.setenv("REPLAY_TRACE", str(TRACES / "decode_eager.json.gz"))
+    monkeypatch.setenv("REPLAY_SCALE", "1.5")
+    result = suite.runpytest_subprocess("--gpuperf", *FAST)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "    kernels whose GPU time per step moved most (one profiled pass each: reported, not gated):",
+            "      *: * -> * us per step (*%), *% of the step",
+        ]
+    )

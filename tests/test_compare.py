@@ -12,6 +12,7 @@ from pytest_gpuperf.judging.compare import (
     SAME,
     SIDE_CONFIDENCE,
     compare,
+    kernel_changes,
     outcome,
     rounds_to_decide,
 )
@@ -253,3 +254,15 @@ def test_host_waiting_in_either_run_exempts_latency_so_the_order_of_runs_cannot_
     # A step the GPU paces in both runs is gated as before.
     gpu_paced = compare(entry(host_wait_pct=3.0), entry(scaled(STEADY, 1.15), host_wait_pct=5.0), 5.0)
     assert gpu_paced.status == REGRESSED
+
+
+def test_the_kernels_whose_time_moved_most_are_named_with_their_share_of_the_step() -> None:
+    old = {"gemm": 200.0, "softmax": 50.0, "copy": 10.0, "same": 30.0}
+    new = {"gemm": 340.0, "softmax": 40.0, "copy": 10.5, "same": 30.0, "extra": 5.0}
+    moved = kernel_changes(old, new, step_ms=0.85)
+    assert [k.name for k in moved] == ["gemm", "softmax", "extra"]  # by size of the move; under 1 us left out
+    assert moved[0].describe() == "gemm: 200.0 -> 340.0 us per step (+70%), 40% of the step"
+    assert moved[2].describe() == "extra: 0.0 -> 5.0 us per step (new), 1% of the step"
+    assert kernel_changes({}, new, 1.0) == () and kernel_changes(old, new, 0.0) == ()
+    result = compare(entry(kernel_us=old), entry(kernel_us=new), 5.0)
+    assert result.kernel_changes[0].name == "gemm" and result.status == SAME  # reported, never gated

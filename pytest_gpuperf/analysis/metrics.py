@@ -147,6 +147,7 @@ def _device_metrics(
         flop_bytes=flop_bytes,
         unavailable=unavailable,
         kernel_counts={name: count for name, (count, _) in sorted(by_name.items())},
+        kernel_time_us={name: total for name, (_, total) in sorted(by_name.items())},
     )
 
 

@@ -99,6 +99,7 @@ class DeviceMetrics:
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)
     kernel_counts: dict[str, int] = field(default_factory=dict)  # kernel name -> launches in the trace
+    kernel_time_us: dict[str, float] = field(default_factory=dict)  # kernel name -> summed duration in the trace
 
     @property
     def kernels_per_step(self) -> float:

@@ -369,9 +369,9 @@ def _interval(value: Any) -> tuple[float, float]:
     return series[0], series[1]
 
 
-def _kernel_counts(value: Any) -> dict[str, float]:
+def _per_kernel(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping of kernel name to launches per step, not {brief(value)}")
+        raise ValueError(f"expected a mapping of kernel name to a number per step, not {brief(value)}")
     return {str(name): _number(count) for name, count in value.items()}
 
 
@@ -394,10 +394,11 @@ ENTRY_FIELDS = {
     "dispatch_ratio": _Field(_number),
     "kernels_per_step": _Field(_number),
     "launches_per_step": _Field(_number),
-    "kernels": _Field(_kernel_counts),
+    "kernels": _Field(_per_kernel),
     "step_mem_mb": _Field(_number),
     "host_wait_pct": _Field(_number),
     "gpu_us_per_launch": _Field(_number),
+    "kernel_us": _Field(_per_kernel),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

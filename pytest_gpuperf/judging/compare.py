@@ -95,6 +95,25 @@ class MetricChange:
 
 
 @dataclass(frozen=True)
+class KernelChange:
+    """One kernel's GPU time per step, from each run's profiled pass: reported, never gated
+    (one pass has no interval), to say which kernel a latency change came from."""
+
+    name: str
+    baseline_us: float
+    current_us: float
+    step_share_pct: float  # of the current step's p50, timed without the profiler
+
+    def describe(self, name: str | None = None) -> str:
+        """``name``: the kernel as shown (a short form of a long template name)."""
+        change = f"{(self.current_us / self.baseline_us - 1) * 100:+.0f}%" if self.baseline_us else "new"
+        return (
+            f"{name or self.name}: {self.baseline_us:.1f} -> {self.current_us:.1f} us per step ({change}), "
+            f"{self.step_share_pct:.0f}% of the step"
+        )
+
+
+@dataclass(frozen=True)
 class Comparison:
     status: str  # REGRESSED, IMPROVED, SAME, INCONCLUSIVE, NEW, NOT_COMPARED or UNREADABLE
     tolerance_pct: float
@@ -104,6 +123,7 @@ class Comparison:
     kernels_removed: tuple[str, ...] = ()
     first_attempt: str = ""  # a suspected regression measured again: what the first measurement read
     baseline_file: str = ""
+    kernel_changes: tuple[KernelChange, ...] = ()  # the kernels whose time per step moved most
 
     @property
     def latency(self) -> MetricChange | None:
@@ -195,7 +215,26 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
         changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
-    return Comparison(_overall(changes), tolerance_pct, tuple(changes), "", added, removed)
+    moved = kernel_changes(baseline.kernel_us, current.kernel_us, current.p50_ms)
+    return Comparison(_overall(changes), tolerance_pct, tuple(changes), "", added, removed, kernel_changes=moved)
+
+
+KERNELS_SHOWN = 5
+KERNEL_MOVE_US = 1.0  # smaller moves per step are noise of one profiled pass
+
+
+def kernel_changes(old: dict[str, float], new: dict[str, float], step_ms: float) -> tuple[KernelChange, ...]:
+    """The kernels whose GPU time per step moved most (appeared and disappeared ones too)."""
+    step_us = step_ms * 1000.0
+    if not old or not new or step_us <= 0:
+        return ()
+    moves = [
+        KernelChange(name, old.get(name, 0.0), new.get(name, 0.0), 100.0 * new.get(name, 0.0) / step_us)
+        for name in set(old) | set(new)
+        if abs(new.get(name, 0.0) - old.get(name, 0.0)) >= KERNEL_MOVE_US
+    ]
+    moves.sort(key=lambda k: (-abs(k.current_us - k.baseline_us), k.name))
+    return tuple(moves[:KERNELS_SHOWN])
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:

@@ -35,6 +35,7 @@ class Entry:
     step_mem_mb: float | None = None  # peak above what was allocated when the step began
     host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work
     gpu_us_per_launch: float | None = None  # GPU busy time per host launch: below 100 us a slow host can pace it
+    kernel_us: dict[str, float] = field(default_factory=dict)  # kernel name -> GPU time per step, us
 
     @property
     def rounds(self) -> Rounds:

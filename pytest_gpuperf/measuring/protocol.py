@@ -111,6 +111,7 @@ class Measurement:
             kernels_per_step=device.kernels_per_step if device else None,
             launches_per_step=device.launches_per_step if device else None,
             kernels={name: count / device.steps for name, count in per_step.items()} if device else {},
+            kernel_us={name: us / device.steps for name, us in device.kernel_time_us.items()} if device else {},
         )
 
 

@@ -26,6 +26,7 @@ def render_runs(changes: Sequence[TestChange], names: tuple[str, str]) -> str:
                 details.append(f"  kernels that appeared: {', '.join(c.kernels_added)}")
             if c.kernels_removed:
                 details.append(f"  kernels that disappeared: {', '.join(c.kernels_removed)}")
+            details += [f"  kernel time: {k.describe()}" for k in c.kernel_changes]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [
         "  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].rjust(widths[2]), r[3]]).rstrip() for r in rows

@@ -154,6 +154,9 @@ def baseline_text(m: Measurement, verdict: Verdict) -> list[str]:
         lines.append(f"    kernels that appeared: {kernel_list(c.kernels_added)}")
     if c.kernels_removed:
         lines.append(f"    kernels that disappeared: {kernel_list(c.kernels_removed)}")
+    if c.kernel_changes:
+        lines.append("    kernels whose GPU time per step moved most (one profiled pass each: reported, not gated):")
+        lines += [f"      {k.describe(short_kernel_name(k.name))}" for k in c.kernel_changes]
     if c.first_attempt:
         lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
     test = base_test(m.test_id)
