@@ -266,3 +266,23 @@ def test_the_kernels_whose_time_moved_most_are_named_with_their_share_of_the_ste
     assert kernel_changes({}, new, 1.0) == () and kernel_changes(old, new, 0.0) == ()
     result = compare(entry(kernel_us=old), entry(kernel_us=new), 5.0)
     assert result.kernel_changes[0].name == "gemm" and result.status == SAME  # reported, never gated
+
+
+def test_items_per_second_holds_where_the_items_per_call_grew_with_the_latency() -> None:
+    # A copy 10% larger with items= 10% larger: the latency regressed, the rate held.
+    result = compare(entry(items_per_s=1000.0), entry(scaled(STEADY, 1.1), items_per_s=1000.0), 5.0)
+    items = next(c for c in result.changes if c.metric == "items_per_s")
+    assert items.outcome == SAME and "items per call +10.0%" in items.note
+    assert result.latency is not None and result.latency.outcome == REGRESSED and result.status == REGRESSED
+    # Items unchanged: the rate follows the latency's verdict, as before.
+    slower = compare(entry(items_per_s=1000.0), entry(scaled(STEADY, 1.1), items_per_s=909.1), 5.0)
+    assert next(c for c in slower.changes if c.metric == "items_per_s").outcome == REGRESSED
+
+
+def test_two_instantiations_of_one_template_are_shown_apart() -> None:
+    from pytest_gpuperf.report.terminal import shown_kernel_names
+
+    a = "void at::native::elementwise_kernel<128, 2, at::native::AddFunctor<float>>(int, float*)"
+    b = "void at::native::elementwise_kernel<128, 4, at::native::MulFunctor<float>>(int, float*)"
+    shown = shown_kernel_names([a, b, "void gemm<1>(int)"])
+    assert shown[a] == a and shown[b] == b and shown["void gemm<1>(int)"] == "gemm<...>"

@@ -179,20 +179,7 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
     changes.append(replace(p99, note=P99_NOTE))
     if baseline.items_per_s and current.items_per_s:
-        p50 = changes[0]
-        changes.append(
-            MetricChange(
-                "items_per_s",
-                baseline.items_per_s,
-                current.items_per_s,
-                current.items_per_s / baseline.items_per_s,
-                1.0 / p50.high,
-                1.0 / p50.low,
-                p50.outcome,
-                "follows the p50 latency" + ("" if p50.gated else "; " + p50.note),
-                gated=p50.gated,  # items per second are the latency read upside down
-            )
-        )
+        changes.append(_items_change(baseline.items_per_s, current.items_per_s, changes[0], tolerance))
     for metric, higher_is_better, allowed, note in (
         ("step_mem_mb", False, tolerance, ""),
         ("peak_mem_mb", False, tolerance, PROCESS_PEAK_NOTE),
@@ -235,6 +222,24 @@ def kernel_changes(old: dict[str, float], new: dict[str, float], step_ms: float)
     ]
     moves.sort(key=lambda k: (-abs(k.current_us - k.baseline_us), k.name))
     return tuple(moves[:KERNELS_SHOWN])
+
+
+def _items_change(old: float, new: float, p50: MetricChange, tolerance: float) -> MetricChange:
+    """Items per second are the latency read upside down, gated exactly where it is, unless
+    the items per call changed too (a 10% larger copy with items= 10% larger holds its rate)."""
+    ratio = new / old
+    per_call = ratio * p50.ratio  # items per call, now against then (1 where unchanged)
+    note = "follows the p50 latency" + ("" if p50.gated else "; " + p50.note)
+    if abs(per_call - 1.0) < ITEMS_CHANGED:
+        return MetricChange("items_per_s", old, new, ratio, 1.0 / p50.high, 1.0 / p50.low, p50.outcome, note, p50.gated)
+    low, high = per_call / p50.high, per_call / p50.low
+    note = f"items per call {(per_call - 1) * 100:+.1f}%: the rate from the p50 latency's interval" + (
+        "" if p50.gated else "; " + p50.note
+    )
+    return MetricChange("items_per_s", old, new, ratio, low, high, outcome(low, high, tolerance, True), note, p50.gated)
+
+
+ITEMS_CHANGED = 0.01  # baselines keep four digits: a smaller move is rounding, not new items
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:

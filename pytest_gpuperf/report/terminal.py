@@ -132,6 +132,17 @@ def short_kernel_name(name: str) -> str:
     return "".join(out).strip() or name
 
 
+def shown_kernel_names(names: Sequence[str], width: int = 120) -> dict[str, str]:
+    """Each kernel's short name, or, where two share one (two instantiations of one template),
+    its full name cut to ``width``: two lines must not read as the same kernel."""
+    short = {name: short_kernel_name(name) for name in names}
+    counts = Counter(short.values())
+    return {
+        name: s if counts[s] == 1 else (name if len(name) <= width else name[: width - 3] + "...")
+        for name, s in short.items()
+    }
+
+
 def kernel_list(names: Sequence[str], shown: int = MAX_KERNELS_LISTED) -> str:
     """Short names, repeats counted, at most ``shown`` of them (the JSON report has the full names)."""
     counts = Counter(short_kernel_name(n) for n in names)
@@ -156,7 +167,8 @@ def baseline_text(m: Measurement, verdict: Verdict) -> list[str]:
         lines.append(f"    kernels that disappeared: {kernel_list(c.kernels_removed)}")
     if c.kernel_changes:
         lines.append("    kernels whose GPU time per step moved most (one profiled pass each: reported, not gated):")
-        lines += [f"      {k.describe(short_kernel_name(k.name))}" for k in c.kernel_changes]
+        shown = shown_kernel_names([k.name for k in c.kernel_changes])
+        lines += [f"      {k.describe(shown[k.name])}" for k in c.kernel_changes]
     if c.first_attempt:
         lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
     test = base_test(m.test_id)
