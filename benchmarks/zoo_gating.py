@@ -34,6 +34,7 @@ TOUCHES = {
     "fp32": {"test_hf_decoder_forward", "test_timm_cnn_forward", "test_cuda_graph_of_a_library_model"},
     "extra_kernel": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
     "bigger_copy": {"test_large_copy"},
+    "host_sync": {"test_hf_decoder_forward"},
 }
 
 

@@ -44,7 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "gpu_budget(p50_ms=, p99_ms=, gpu_active_pct_min=, dispatch_ratio_max=, peak_mem_mb=, nccl_pct_max=, "
-        "kernels_per_step_max=, items_per_s_min=, rank_imbalance_pct_max=): the GPU performance this test must "
+        "kernels_per_step_max=, host_syncs_per_step_max=, cpu_ops_per_step_max=, items_per_s_min=, "
+        "rank_imbalance_pct_max=): the GPU performance this test must "
         "meet under --gpuperf",
     )
     config.addinivalue_line(

@@ -286,3 +286,14 @@ def test_two_instantiations_of_one_template_are_shown_apart() -> None:
     b = "void at::native::elementwise_kernel<128, 4, at::native::MulFunctor<float>>(int, float*)"
     shown = shown_kernel_names([a, b, "void gemm<1>(int)"])
     assert shown[a] == a and shown[b] == b and shown["void gemm<1>(int)"] == "gemm<...>"
+
+
+def test_a_new_synchronization_regresses_exactly_naming_its_operator() -> None:
+    before = entry(host_syncs_per_step=0.0, sync_ops={}, cpu_ops_per_step=120.0)
+    after = entry(host_syncs_per_step=1.0, sync_ops={"aten::item": 1.0}, cpu_ops_per_step=121.0)
+    result = compare(before, after, 5.0)
+    syncs = next(c for c in result.changes if c.metric == "host_syncs_per_step")
+    assert syncs.outcome == REGRESSED and "synchronizing in aten::item 0 -> 1" in syncs.note
+    ops = next(c for c in result.changes if c.metric == "cpu_ops_per_step")
+    assert ops.outcome == REGRESSED and result.status == REGRESSED
+    assert compare(before, before, 5.0).status == SAME

@@ -203,3 +203,30 @@ def test_zero_length_operations_and_unsorted_events() -> None:
 def test_rank_comes_from_distributed_info() -> None:
     result = analyze(load(trace(kernel(0, 1), distributedInfo={"rank": 3, "world_size": 4})))
     assert result.rank == 3
+
+
+def test_host_syncs_are_counted_in_the_operator_that_made_them_and_top_level_operators_per_step() -> None:
+    events = [
+        step(0, 100, 1),
+        step(100, 100, 2),
+        cpu_op(0, 30, "aten::linear"),
+        cpu_op(5, 20, "aten::addmm"),  # inside linear: not a top-level operator
+        cpu_op(40, 20, "aten::item"),
+        cpu_op(42, 15, "aten::_local_scalar_dense"),
+        runtime(44, 10, "cudaStreamSynchronize"),  # .item(): the host waits for the GPU
+        runtime(70, 5, "cudaDeviceSynchronize"),  # outside any operator: not counted
+        cpu_op(100, 30, "aten::linear"),
+        cpu_op(140, 20, "aten::to"),
+        runtime(142, 10, "cudaMemcpyAsync", corr=9),  # to pageable host memory: blocking
+        kernel(0, 20, "gemm"),
+        kernel(143, 8, "Memcpy DtoH (Device -> Pageable)", corr=9, cat="gpu_memcpy"),
+    ]
+    m = metrics_of(*events)
+    assert (m.cpu_ops, m.cpu_ops_per_step) == (4, 2.0)
+    assert (m.host_syncs, m.host_syncs_per_step) == (2, 1.0)
+    assert m.sync_ops == {"aten::item": 1, "aten::to": 1}
+
+
+def test_a_trace_without_operators_has_no_operator_counts() -> None:
+    m = metrics_of(kernel(0, 10, "gemm"), runtime(0, 1, "cudaStreamSynchronize"))
+    assert "host_syncs_per_step" in m.unavailable and "cpu_ops_per_step" in m.unavailable

@@ -24,7 +24,10 @@ def test_hf_decoder_forward(gpu_profiler, hf_decoder) -> None:
 
     @torch.inference_mode()
     def forward() -> torch.Tensor:
-        return hf_decoder(input_ids=ids, use_cache=False).logits
+        logits = hf_decoder(input_ids=ids, use_cache=False).logits
+        if CHANGE == "host_sync":
+            logits[0, -1].argmax().item()  # the next token, read back: the host waits for the GPU
+        return logits
 
     logits = gpu_profiler(forward, items=TOKENS)
     assert logits.shape == (1, TOKENS, hf_decoder.config.vocab_size)

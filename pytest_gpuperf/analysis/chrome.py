@@ -178,6 +178,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
     base: Any = None
     step_names: set[str] = set()
     device_ops, host, add_api_call = trace.device_ops, trace.host, trace.add_api_call
+    ops, op_names = trace.ops, trace.op_names
     roles, no_args = _ROLES, _NO_ARGS
     for index, ev in enumerate(events):
         if type(ev) is not _Event:
@@ -239,6 +240,8 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             add_api_call(name, start, end, correlation)
             continue
         host.append((start, end))  # an operator
+        ops.append((start, end))
+        op_names.append(name)
         if name in _MATMUL_OPS or name in _ATTENTION_OPS or name == _CONV_OP or args.flops is not None:
             flop_op = _flop_op(name, args)
             if flop_op is not None:

@@ -14,6 +14,7 @@ Every metric is computed per device; nothing is pooled across devices.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import defaultdict
 from dataclasses import replace
@@ -54,12 +55,22 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     flops = sum(op.flops for op in trace.flop_ops)
     flop_bytes = sum(op.bytes for op in trace.flop_ops)
     element_size = dominant_element_size(trace.flop_ops)
+    calls = host_calls(trace)
     devices = []
     for device in sorted(by_device):
         metrics = _device_metrics(
             trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
         )
-        metrics = replace(metrics, host_wait_pct=host_wait_pct(metrics, step_ms), flop_element_size=element_size)
+        metrics = replace(
+            metrics,
+            host_wait_pct=host_wait_pct(metrics, step_ms),
+            flop_element_size=element_size,
+            cpu_ops=calls.cpu_ops,
+            host_syncs=calls.syncs,
+            sync_ops=calls.sync_ops,
+        )
+        if not trace.ops:
+            metrics.unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
         devices.append(replace(metrics, classification=classify(metrics, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
@@ -198,6 +209,47 @@ def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[i
 
 def is_nccl(kernel_name: str) -> bool:
     return "nccl" in kernel_name.lower()
+
+
+NO_OPERATORS = "no operator (cpu_op) events in the trace"
+OUTSIDE_OPERATORS = "(no operator)"
+
+
+class HostCalls(NamedTuple):
+    cpu_ops: int  # top-level operators: the ones the step called, not those they called
+    syncs: int  # synchronizing CUDA calls and blocking copies inside an operator (.item(), .cpu(), nonzero)
+    sync_ops: dict[str, int]  # the top-level operator each of them ran in -> count
+
+
+def host_calls(trace: Trace) -> HostCalls:
+    """What the host did per operator. A synchronize outside any operator is not counted:
+    the profiled pass itself synchronizes once to drain its last step."""
+    order = sorted(range(len(trace.ops)), key=lambda i: (trace.ops[i][0], -trace.ops[i][1]))
+    top: list[tuple[float, float, str]] = []
+    for i in order:
+        start, end = trace.ops[i]
+        if not top or start >= top[-1][1]:
+            top.append((start, end, trace.op_names[i]))
+    starts = [t[0] for t in top]
+    sources: dict[str, int] = {}
+    for start, end in [*trace.syncs, *_blocking_copies(trace)]:
+        index = bisect.bisect_right(starts, start) - 1
+        if index >= 0 and top[index][1] >= end:
+            name = top[index][2]
+            sources[name] = sources.get(name, 0) + 1
+    return HostCalls(len(top), sum(sources.values()), dict(sorted(sources.items())))
+
+
+def _blocking_copies(trace: Trace) -> list[intervals.Interval]:
+    """The host calls of device-to-host copies into pageable memory: such a copy returns only
+    once it is done, whatever the call's name says (cudaMemcpyAsync included)."""
+    calls = []
+    for op in trace.device_ops:
+        if op.kind == MEMCPY and "DtoH" in op.name and "Pageable" in op.name and op.correlation is not None:
+            call = trace.api_calls.get(op.correlation)
+            if call is not None:
+                calls.append((call.start, call.end))
+    return calls
 
 
 class Communication(NamedTuple):

@@ -95,6 +95,9 @@ class DeviceMetrics:
     flops: float
     flop_bytes: float
     flop_element_size: int | None = None  # operand bytes of the operators carrying most FLOPs
+    cpu_ops: int = 0  # top-level operators the host ran (the dispatcher work it pays for)
+    host_syncs: int = 0  # synchronizing CUDA calls inside operators: the host waited for the GPU
+    sync_ops: dict[str, int] = field(default_factory=dict)  # top-level operator -> its synchronizing calls
     classification: Bottleneck | None = None
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -115,6 +118,14 @@ class DeviceMetrics:
         return total / self.steps
 
     @property
+    def cpu_ops_per_step(self) -> float:
+        return self.cpu_ops / self.steps
+
+    @property
+    def host_syncs_per_step(self) -> float:
+        return self.host_syncs / self.steps
+
+    @property
     def compute_us_per_step(self) -> float:
         return self.compute_us / self.steps
 
@@ -127,6 +138,8 @@ class DeviceMetrics:
         out = asdict(self)
         out["kernels_per_step"] = self.kernels_per_step
         out["compute_us_per_step"] = self.compute_us_per_step
+        out["cpu_ops_per_step"] = self.cpu_ops_per_step
+        out["host_syncs_per_step"] = self.host_syncs_per_step
         out["nccl_exposed_pct"] = self.nccl_exposed_pct
         out["busy_us_per_step"] = self.busy_us_per_step
         out["launches_per_step"] = self.launches_per_step

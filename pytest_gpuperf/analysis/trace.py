@@ -66,6 +66,8 @@ class Trace:
     device_ops: list[DeviceOp] = field(default_factory=list)
     host: list[Interval] = field(default_factory=list)  # cpu ops, runtime and driver calls
     syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
+    ops: list[Interval] = field(default_factory=list)  # operators (cpu_op), where they ran on the host
+    op_names: list[str] = field(default_factory=list)  # each operator's name, in the order of ``ops``
     api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
     allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
     frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)

@@ -399,6 +399,9 @@ ENTRY_FIELDS = {
     "host_wait_pct": _Field(_number),
     "gpu_us_per_launch": _Field(_number),
     "kernel_us": _Field(_per_kernel),
+    "host_syncs_per_step": _Field(_number),
+    "sync_ops": _Field(_per_kernel),
+    "cpu_ops_per_step": _Field(_number),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

@@ -36,6 +36,8 @@ KEYS = {
         BudgetKey("dispatch_ratio_max", "dispatch_ratio", "", False, "trace"),
         BudgetKey("nccl_pct_max", "nccl_pct", "%", False, "trace"),
         BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
+        BudgetKey("host_syncs_per_step_max", "host_syncs_per_step", "", False, "trace"),
+        BudgetKey("cpu_ops_per_step_max", "cpu_ops_per_step", "", False, "trace"),
         BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
         BudgetKey("rank_imbalance_pct_max", "compute_imbalance_pct", "%", False, "ranks"),
     )

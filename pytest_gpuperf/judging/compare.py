@@ -194,10 +194,14 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
             if note:
                 change = replace(change, gated=False, note=note)
             changes.append(change)
-    for metric in ("kernels_per_step", "launches_per_step"):
+    for metric in ("kernels_per_step", "launches_per_step", "host_syncs_per_step", "cpu_ops_per_step"):
         old, new = getattr(baseline, metric), getattr(current, metric)
         if old is not None and new is not None:
             changes.append(_count_change(metric, old, new))
+            if metric == "host_syncs_per_step" and new > old:
+                changes[-1] = replace(
+                    changes[-1], note=f"compared exactly; {_grown(baseline.sync_ops, current.sync_ops)}"
+                )
     added = tuple(sorted(set(current.kernels) - set(baseline.kernels)))
     removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
@@ -282,6 +286,12 @@ def _count_change(metric: str, old: float, new: float) -> MetricChange:
     ratio = _ratio(old, new)
     verdict = SAME if math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-9) else REGRESSED if new > old else IMPROVED
     return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, "compared exactly")
+
+
+def _grown(old: dict[str, float], new: dict[str, float]) -> str:
+    """The operators whose synchronizing calls per step grew, named."""
+    grown = [f"{name} {old.get(name, 0):g} -> {n:g}" for name, n in sorted(new.items()) if n > old.get(name, 0)]
+    return "synchronizing in " + ", ".join(grown) if grown else "no operator named"
 
 
 def _kernel_mix_change(old: dict[str, float], new: dict[str, float]) -> MetricChange:

@@ -36,6 +36,9 @@ class Entry:
     host_wait_pct: float | None = None  # share of the step the GPU waited for the host to launch work
     gpu_us_per_launch: float | None = None  # GPU busy time per host launch: below 100 us a slow host can pace it
     kernel_us: dict[str, float] = field(default_factory=dict)  # kernel name -> GPU time per step, us
+    host_syncs_per_step: float | None = None  # synchronizing calls inside operators
+    sync_ops: dict[str, float] = field(default_factory=dict)  # top-level operator -> its syncs per step
+    cpu_ops_per_step: float | None = None  # top-level operators the host ran
 
     @property
     def rounds(self) -> Rounds:

@@ -112,7 +112,18 @@ class Measurement:
             launches_per_step=device.launches_per_step if device else None,
             kernels={name: count / device.steps for name, count in per_step.items()} if device else {},
             kernel_us={name: us / device.steps for name, us in device.kernel_time_us.items()} if device else {},
+            host_syncs_per_step=_operator_figure(device, "host_syncs_per_step"),
+            sync_ops={name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
+            cpu_ops_per_step=_operator_figure(device, "cpu_ops_per_step"),
         )
+
+
+def _operator_figure(device: DeviceMetrics | None, metric: str) -> float | None:
+    """A per-step count from the trace's operators; None where the trace has none (an Nsight export)."""
+    if device is None or metric in device.unavailable:
+        return None
+    value: float = getattr(device, metric)
+    return value
 
 
 def throughput(items: float, p50_ms: Estimate) -> Estimate:

@@ -188,6 +188,11 @@ def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str
     if m.ranks is not None:
         lines.append(f"  this is rank {rank}; {m.ranks.describe()}")
     lines += [f"  {b.describe()}" for b in verdict.over_budget]
+    syncs = m.device.sync_ops if m.device is not None else {}
+    if syncs and any(b.key == "host_syncs_per_step_max" for b in verdict.over_budget):
+        steps = m.device.steps if m.device is not None else 1
+        named = ", ".join(f"{name} {n / steps:g}" for name, n in sorted(syncs.items(), key=lambda kv: -kv[1]))
+        lines.append(f"    synchronizing calls per step, by the operator that made them: {named}")
     lines += baseline_text(m, verdict)
     if m.rounds_info.throttled:
         lines.append(
