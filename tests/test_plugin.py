@@ -336,3 +336,42 @@ def test_the_json_report_holds_everything(pytester: pytest.Pytester, tmp_path: P
     assert len(test["round_medians_ms"]) == 3
     assert test["p99_ms"]["value"] == pytest.approx(1.2)
     assert test["throttled"] is False
+
+
+def test_a_host_sync_budget_fails_naming_the_operator_that_synchronized(pytester: pytest.Pytester) -> None:
+    from tests.traces import cpu_op, kernel, runtime, step, trace
+
+    events = []
+    for n, start in enumerate((0.0, 100.0)):
+        events += [step(start, 100, n), cpu_op(start, 30, "aten::mm"), kernel(start + 1, 20, "gemm")]
+        events += [cpu_op(start + 40, 20, "aten::item"), runtime(start + 44, 10, "cudaStreamSynchronize")]
+    path = pytester.path / "item.json"
+    path.write_text(json.dumps(trace(*events)))
+    pytester.makeconftest(
+        f"""
+        from pathlib import Path
+        {REPO_ON_PATH}
+        from tests.replay import ReplayBackend
+
+        def pytest_gpuperf_make_backend(config, settings):
+            return ReplayBackend([1.0], trace=Path({str(path)!r}))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gpu_budget(host_syncs_per_step_max=0, cpu_ops_per_step_max=2)
+        def test_step(gpu_profiler):
+            gpu_profiler(lambda: None)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gpuperf", *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  host_syncs_per_step = 1 > budget 0 (over by 1)",
+            "    synchronizing calls per step, by the operator that made them: aten::item 1",
+        ]
+    )
+    assert "cpu_ops_per_step = 2 <= budget 2" not in result.stdout.str()  # a passing budget is not listed

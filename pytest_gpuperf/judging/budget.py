@@ -8,7 +8,6 @@ decides by the point value and marks the verdict marginal.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,9 +95,9 @@ class BudgetResult:
         relation = "<" if self.higher_is_better else ">"
         if self.status == PASS:
             relation = ">=" if self.higher_is_better else "<="
-        over = abs(self.value - self.limit) / self.limit * 100 if self.limit else math.inf
         side = "short" if self.higher_is_better else "over"
-        tail = f" ({side} by {over:.1f}%)" if self.status == FAIL else ""
+        by = f"{abs(self.value - self.limit) / self.limit * 100:.1f}%" if self.limit else f"{self.value:.4g}{unit}"
+        tail = f" ({side} by {by})" if self.status == FAIL else ""
         mark = " (marginal: decided at the round cap)" if self.marginal else ""
         return f"{self.metric} = {self.value:.4g}{unit}{interval} {relation} budget {self.limit:.4g}{unit}{tail}{mark}"
 
