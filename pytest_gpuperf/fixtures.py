@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_gpuperf.judging.text import brief, finite
 from pytest_gpuperf.measuring.nvtx import nvtx_range
-from pytest_gpuperf.session import SESSION_KEY, GpuperfSession
+from pytest_gpuperf.stash import SESSION_KEY
+
+if TYPE_CHECKING:
+    from pytest_gpuperf.session import GpuperfSession
 
 T = TypeVar("T")
 
@@ -58,7 +61,8 @@ def check_items(items: object) -> None:
 @pytest.fixture
 def gpu_profiler(request: pytest.FixtureRequest) -> GpuProfiler:
     """Measure a step: ``gpu_profiler(step, *args, items=None, **kwargs)``."""
-    return GpuProfiler(request.node, request.config.stash.get(SESSION_KEY, None))
+    session: GpuperfSession | None = request.config.stash.get(SESSION_KEY, None)
+    return GpuProfiler(request.node, session)
 
 
 @pytest.fixture

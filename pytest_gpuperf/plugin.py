@@ -18,16 +18,8 @@ from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.judging.budget import BudgetError, budget_number, parse_budget
 from pytest_gpuperf.judging.testids import checked_machine_key, module_key
 from pytest_gpuperf.measuring.consensus import launched_rank
-from pytest_gpuperf.session import (
-    BUDGET_KEY,
-    SESSION_KEY,
-    TOLERANCE_KEY,
-    GpuperfSession,
-    GpuperfWarning,
-    Placement,
-    choose_backend,
-)
 from pytest_gpuperf.settings import OPTIONS, Settings, add_options, resolve
+from pytest_gpuperf.stash import BUDGET_KEY, SESSION_KEY, TOLERANCE_KEY, GpuperfWarning
 
 __all__ = ["cuda_graph", "gpu_profiler", "kv_pool"]
 
@@ -57,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.gpuperf:
         _warn_unused_options(config)
         return
+    from pytest_gpuperf.session import GpuperfSession, Placement, choose_backend  # the measuring stack: only now
+
     gpu, gpu_lock_dir = _assign_gpu(config, settings)  # before the backend starts CUDA in this process
     backend, note = choose_backend(config, settings)
     key = config.hook.pytest_gpuperf_machine_key(config=config, env=backend.env())

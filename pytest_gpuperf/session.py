@@ -35,16 +35,9 @@ from pytest_gpuperf.report.jsonfile import write_json
 from pytest_gpuperf.report.rows import Row, row
 from pytest_gpuperf.runinfo import run_info
 from pytest_gpuperf.settings import Settings
+from pytest_gpuperf.stash import BUDGET_KEY, RESULTS_KEY, TOLERANCE_KEY, GpuperfWarning
 
-SESSION_KEY = pytest.StashKey["GpuperfSession"]()  # set only under --gpuperf
-BUDGET_KEY = pytest.StashKey[dict[str, float]]()
-TOLERANCE_KEY = pytest.StashKey[float]()  # percent, from @pytest.mark.gpu_baseline(tolerance_pct=...)
-RESULTS_KEY = pytest.StashKey[list["Result"]]()
 BENCHMARK_MIN_ROUND_S = 0.002
-
-
-class GpuperfWarning(pytest.PytestWarning):
-    """A measurement that could not be judged against its baseline (too noisy to tell)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +150,7 @@ class GpuperfSession:
     def measure(self, item: pytest.Item, step: Callable[[], Any], items: float | None) -> Measurement:
         """Measure ``step`` for ``item``, compare it with its baseline, stage a new baseline
         entry where the run records them, and judge it."""
-        done = item.stash.setdefault(RESULTS_KEY, [])
+        done: list[Result] = item.stash.setdefault(RESULTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
         tolerance_pct = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance)
         module, test = split_test_id(label)
@@ -303,7 +296,8 @@ class GpuperfSession:
         finally:
             if function is not None:
                 function.obj = body
-        failed = [r for r in item.stash.get(RESULTS_KEY, []) if r.verdict.failing]
+        results: list[Result] = item.stash.get(RESULTS_KEY, [])
+        failed = [r for r in results if r.verdict.failing]
         if failed:
             pytest.fail("\n\n".join(self.failure_text(r) for r in failed), pytrace=False)
         return result
@@ -346,7 +340,8 @@ class GpuperfSession:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         rep = yield
         if call.when == "call":
-            for result in item.stash.get(RESULTS_KEY, []):
+            results: list[Result] = item.stash.get(RESULTS_KEY, [])
+            for result in results:
                 self.keep_trace(result.measurement, failed=rep.failed)
         return rep
 
