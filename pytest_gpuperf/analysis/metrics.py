@@ -9,6 +9,12 @@
 - launches: device ops joined to host calls through the correlation id.
 - gaps: idle stretches between merged busy intervals, attributed to the host when
   the host call that launched the next operation started after the gap began.
+- compute_us = |union of device operations that are not NCCL kernels|; nccl_exposed_us =
+  |union(NCCL kernels)| - |union(NCCL kernels) & union(other device operations)|;
+  collective_us: each NCCL kernel's duration in start order (ranks.balance matches them).
+- cpu_ops: operators (cpu_op) not inside another operator; host_syncs: synchronizing CUDA
+  calls and device-to-host copies into pageable memory that lie inside such an operator,
+  counted in it (sync_ops); a synchronize outside every operator is not counted.
 Every metric is computed per device; nothing is pooled across devices.
 """
 
