@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_gpuperf import xdist
+from pytest_gpuperf.cuda.compiled import DynamoWatch
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.judging import testids
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
@@ -169,11 +170,20 @@ class GpuperfSession:
                 tolerance_pct=tolerance_pct,
                 recording=self.policy.update,
                 consensus=self.consensus(),
+                watch_compiles=DynamoWatch,
             )
         measured = replace(measured, comparison=self._with_lookup(measured.comparison, found, tolerance_pct))
         result = self._judged(measured, found, module, test)
         if result.measurement.comparison is not None and result.measurement.comparison.status == INCONCLUSIVE:
             self._warn_inconclusive(item, result.measurement.comparison, label)
+        if measured.compiled_in_rounds:
+            item.warn(
+                GpuperfWarning(
+                    f"{label}: torch.compile compiled {count(measured.compiled_in_rounds, 'frame')} during the "
+                    "timed rounds, so compile time is in its samples: a shape, dtype or Python value that "
+                    "changes between calls recompiles (TORCH_LOGS=recompiles names the guard)"
+                )
+            )
         done.append(result)
         self.results.append(result)
         item.user_properties.extend(user_properties(result))

@@ -227,6 +227,29 @@ def test_host_syncs_are_counted_in_the_operator_that_made_them_and_top_level_ope
     assert m.sync_ops == {"aten::item": 1, "aten::to": 1}
 
 
+def test_top_level_operators_are_ranked_by_host_time_with_the_device_time_they_launched() -> None:
+    events = [
+        step(0, 100, 1),
+        cpu_op(0, 30, "aten::linear"),
+        cpu_op(5, 20, "aten::addmm"),  # inside linear: its launch is linear's
+        runtime(6, 4, corr=1),
+        cpu_op(40, 12, "aten::add"),
+        runtime(41, 3, corr=2),
+        cpu_op(60, 25, "aten::linear"),
+        runtime(62, 4, corr=3),
+        runtime(90, 4, corr=4),  # launched outside any operator: no operator's
+        kernel(10, 50, "gemm", corr=1),
+        kernel(60, 2, "add", corr=2),
+        kernel(70, 40, "gemm", corr=3),
+        kernel(110, 5, "other", corr=4),
+    ]
+    m = metrics_of(*events)
+    assert [(o.name, o.calls, o.host_us, o.device_us) for o in m.top_operators] == [
+        ("aten::linear", 2, 55.0, 90.0),
+        ("aten::add", 1, 12.0, 2.0),
+    ]
+
+
 def test_a_trace_without_operators_has_no_operator_counts() -> None:
     m = metrics_of(kernel(0, 10, "gemm"), runtime(0, 1, "cudaStreamSynchronize"))
     assert "host_syncs_per_step" in m.unavailable and "cpu_ops_per_step" in m.unavailable

@@ -35,6 +35,7 @@ from pytest_gpuperf.analysis.results import (
     GapStats,
     KernelStat,
     Launches,
+    OperatorStat,
     TraceMetrics,
 )
 from pytest_gpuperf.analysis.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
@@ -74,6 +75,7 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
             cpu_ops=calls.cpu_ops,
             host_syncs=calls.syncs,
             sync_ops=calls.sync_ops,
+            top_operators=calls.operators[:top],
         )
         if not trace.ops:
             metrics.unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
@@ -225,25 +227,61 @@ class HostCalls(NamedTuple):
     cpu_ops: int  # top-level operators: the ones the step called, not those they called
     syncs: int  # synchronizing CUDA calls and blocking copies inside an operator (.item(), .cpu(), nonzero)
     sync_ops: dict[str, int]  # the top-level operator each of them ran in -> count
+    operators: tuple[OperatorStat, ...]  # every top-level operator name, by host time, most first
+
+
+class _TopLevel(NamedTuple):
+    starts: list[float]
+    ends: list[float]
+    names: list[str]
+
+    def enclosing(self, start: float, end: float) -> str | None:
+        """The top-level operator whose call holds [start, end], if one does."""
+        index = bisect.bisect_right(self.starts, start) - 1
+        return self.names[index] if index >= 0 and self.ends[index] >= end else None
 
 
 def host_calls(trace: Trace) -> HostCalls:
     """What the host did per operator. A synchronize outside any operator is not counted:
     the profiled pass itself synchronizes once to drain its last step."""
-    order = sorted(range(len(trace.ops)), key=lambda i: (trace.ops[i][0], -trace.ops[i][1]))
-    top: list[tuple[float, float, str]] = []
-    for i in order:
-        start, end = trace.ops[i]
-        if not top or start >= top[-1][1]:
-            top.append((start, end, trace.op_names[i]))
-    starts = [t[0] for t in top]
+    top = _top_level(trace)
     sources: dict[str, int] = {}
     for start, end in [*trace.syncs, *_blocking_copies(trace)]:
-        index = bisect.bisect_right(starts, start) - 1
-        if index >= 0 and top[index][1] >= end:
-            name = top[index][2]
+        if (name := top.enclosing(start, end)) is not None:
             sources[name] = sources.get(name, 0) + 1
-    return HostCalls(len(top), sum(sources.values()), dict(sorted(sources.items())))
+    return HostCalls(len(top.names), sum(sources.values()), dict(sorted(sources.items())), _operators(trace, top))
+
+
+def _top_level(trace: Trace) -> _TopLevel:
+    """The operators not inside another, in start order."""
+    order = sorted(range(len(trace.ops)), key=lambda i: (trace.ops[i][0], -trace.ops[i][1]))
+    top = _TopLevel([], [], [])
+    for i in order:
+        start, end = trace.ops[i]
+        if not top.ends or start >= top.ends[-1]:
+            top.starts.append(start)
+            top.ends.append(end)
+            top.names.append(trace.op_names[i])
+    return top
+
+
+def _operators(trace: Trace, top: _TopLevel) -> tuple[OperatorStat, ...]:
+    """Host time per top-level operator name against the device time of what it launched
+    (a device operation belongs to the operator whose call holds its launch)."""
+    calls: dict[str, int] = defaultdict(int)
+    host: dict[str, float] = defaultdict(float)
+    for start, end, name in zip(top.starts, top.ends, top.names, strict=True):
+        calls[name] += 1
+        host[name] += end - start
+    device: dict[str, float] = defaultdict(float)
+    for op in trace.device_ops:
+        launch = trace.api_calls.get(op.correlation) if op.correlation is not None else None
+        owner = top.enclosing(launch.start, launch.end) if launch is not None else None
+        if owner is not None:
+            device[owner] += op.end - op.start
+    stats = [OperatorStat(name, calls[name], host[name], device.get(name, 0.0)) for name in calls]
+    stats.sort(key=lambda s: (-s.host_us, s.name))
+    return tuple(stats)
 
 
 def _blocking_copies(trace: Trace) -> list[intervals.Interval]:

@@ -16,6 +16,17 @@ class KernelStat:
 
 
 @dataclass(frozen=True)
+class OperatorStat:
+    """One top-level operator's cost over the trace: the host time the step paid to run it
+    against the device time of the work it launched (far more host than device: dispatch-heavy)."""
+
+    name: str
+    calls: int
+    host_us: float  # summed durations of its calls on the host
+    device_us: float  # summed durations of the device operations launched inside its calls
+
+
+@dataclass(frozen=True)
 class GapStats:
     """Idle stretches between merged busy intervals of one device."""
 
@@ -98,6 +109,7 @@ class DeviceMetrics:
     cpu_ops: int = 0  # top-level operators the host ran (the dispatcher work it pays for)
     host_syncs: int = 0  # synchronizing CUDA calls inside operators: the host waited for the GPU
     sync_ops: dict[str, int] = field(default_factory=dict)  # top-level operator -> its synchronizing calls
+    top_operators: tuple[OperatorStat, ...] = ()  # top-level operators by host time, most first
     classification: Bottleneck | None = None
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)

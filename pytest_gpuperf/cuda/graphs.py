@@ -10,7 +10,9 @@ replays on reused memory.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,14 +40,31 @@ def _check_inputs(inputs: Sequence[Any]) -> None:
 
 def _explain(exc: BaseException) -> GraphCaptureError:
     text = str(exc)
+    said = text.splitlines()[0] if text else type(exc).__name__
+    where = _blocker(exc)
+    at = f" at {where}" if where else ""
     if any(word in text.lower() for word in SYNC_WORDS):
         return GraphCaptureError(
-            "the step synchronizes with the host while being captured (.item(), .cpu(), .tolist(), printing "
+            f"the step synchronizes with the host{at} while being captured (.item(), .cpu(), .tolist(), printing "
             "a tensor, a Python `if` on a tensor, torch.cuda.synchronize, or an op that sizes its output from "
             "data such as nonzero): keep values on the device (torch.where instead of `if`, device-side "
-            f"counters) and move host reads out of the step. torch said: {text.splitlines()[0]}"
+            f"counters) and move host reads out of the step. torch said: {said}"
         )
-    return GraphCaptureError(f"capturing the step failed: {text.splitlines()[0] if text else type(exc).__name__}")
+    return GraphCaptureError(f"capturing the step failed{at}: {said}")
+
+
+_LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))  # torch, this plugin
+
+
+def _blocker(exc: BaseException) -> str:
+    """The step's own line that raised during the capture (``file:line `code```): the innermost
+    frame outside torch and this plugin; empty where every frame is theirs."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_LIBRARY_DIRS)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f" `{frame.line.strip()}`" if frame.line else ""
+    return f"{frame.filename}:{frame.lineno}{code}"
 
 
 def _recover_from_failed_capture(stream: torch.cuda.Stream, generator: torch.Generator, saved: torch.Generator) -> None:

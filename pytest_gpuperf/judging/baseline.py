@@ -402,6 +402,11 @@ ENTRY_FIELDS = {
     "host_syncs_per_step": _Field(_number),
     "sync_ops": _Field(_per_kernel),
     "cpu_ops_per_step": _Field(_number),
+    "graph_breaks": _Field(_number),
+    "recompiles": _Field(_number),
+    "cudagraph_skips": _Field(_number),
+    "compile_events": _Field(_per_kernel),
+    "new_allocs_per_step": _Field(_number),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

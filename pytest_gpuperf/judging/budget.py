@@ -22,7 +22,8 @@ class BudgetKey:
     metric: str  # the measured quantity it bounds
     unit: str
     higher_is_better: bool
-    source: str  # "latency" (timed rounds), "trace" (profiled pass), "memory" or "ranks" (torchrun)
+    source: str  # "latency" (timed rounds), "trace" (profiled pass), "memory", "compile" (torch.compile's
+    # records of the test's calls) or "ranks" (torchrun)
 
 
 KEYS = {
@@ -37,7 +38,11 @@ KEYS = {
         BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
         BudgetKey("host_syncs_per_step_max", "host_syncs_per_step", "", False, "trace"),
         BudgetKey("cpu_ops_per_step_max", "cpu_ops_per_step", "", False, "trace"),
+        BudgetKey("graph_breaks_max", "graph_breaks", "", False, "compile"),
+        BudgetKey("recompiles_max", "recompiles", "", False, "compile"),
+        BudgetKey("cudagraph_skips_max", "cudagraph_skips", "", False, "compile"),
         BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
+        BudgetKey("new_allocs_per_step_max", "new_allocs_per_step", "", False, "memory"),
         BudgetKey("rank_imbalance_pct_max", "compute_imbalance_pct", "%", False, "ranks"),
     )
 }

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pytest_gpuperf.judging.entry import Entry, Rounds
+from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
 from pytest_gpuperf.judging.stats import quantile_interval
 
 REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
@@ -194,14 +194,12 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
             if note:
                 change = replace(change, gated=False, note=note)
             changes.append(change)
-    for metric in ("kernels_per_step", "launches_per_step", "host_syncs_per_step", "cpu_ops_per_step"):
+    for metric in EXACT_COUNTS:
         old, new = getattr(baseline, metric), getattr(current, metric)
         if old is not None and new is not None:
             changes.append(_count_change(metric, old, new))
-            if metric == "host_syncs_per_step" and new > old:
-                changes[-1] = replace(
-                    changes[-1], note=f"compared exactly; {_grown(baseline.sync_ops, current.sync_ops)}"
-                )
+            if new > old and (named := _what_grew(metric, baseline, current)):
+                changes[-1] = replace(changes[-1], note=f"compared exactly; {named}")
     added = tuple(sorted(set(current.kernels) - set(baseline.kernels)))
     removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
@@ -288,10 +286,35 @@ def _count_change(metric: str, old: float, new: float) -> MetricChange:
     return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, "compared exactly")
 
 
+# Counts compared exactly: what the step does, which noise does not move.
+EXACT_COUNTS = (
+    "kernels_per_step",
+    "launches_per_step",
+    "host_syncs_per_step",
+    "cpu_ops_per_step",
+    "graph_breaks",
+    "recompiles",
+    "cudagraph_skips",
+    "new_allocs_per_step",
+)
+
+
+def _what_grew(metric: str, baseline: Entry, current: Entry) -> str:
+    """What appeared with a grown count: the operators that synchronize more, or the graph
+    breaks, recompiles and skips the baseline did not have ("" where nothing is named)."""
+    if metric == "host_syncs_per_step":
+        return "synchronizing in " + (_grown(baseline.sync_ops, current.sync_ops) or "no operator named")
+    if metric not in COMPILE_EVENT_KINDS:
+        return ""
+    prefix = f"{COMPILE_EVENT_KINDS[metric]}: "
+    events = {k: v for k, v in current.compile_events.items() if k.startswith(prefix)}
+    grown = _grown({k: v for k, v in baseline.compile_events.items() if k.startswith(prefix)}, events)
+    return f"new: {grown}" if grown else ""
+
+
 def _grown(old: dict[str, float], new: dict[str, float]) -> str:
-    """The operators whose synchronizing calls per step grew, named."""
-    grown = [f"{name} {old.get(name, 0):g} -> {n:g}" for name, n in sorted(new.items()) if n > old.get(name, 0)]
-    return "synchronizing in " + ", ".join(grown) if grown else "no operator named"
+    """The names whose count grew, with both counts."""
+    return ", ".join(f"{name} {old.get(name, 0):g} -> {n:g}" for name, n in sorted(new.items()) if n > old.get(name, 0))
 
 
 def _kernel_mix_change(old: dict[str, float], new: dict[str, float]) -> MetricChange:

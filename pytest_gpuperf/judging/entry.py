@@ -15,6 +15,10 @@ class Rounds(NamedTuple):
     clock_mhz: tuple[float, ...]
 
 
+# compile_events keys are "<kind>: <what and where>", the kind naming the count it adds to.
+COMPILE_EVENT_KINDS = {"graph_breaks": "graph break", "recompiles": "recompile", "cudagraph_skips": "cudagraph skip"}
+
+
 @dataclass(frozen=True)
 class Entry:
     """What a baseline keeps of one measured test, and what a new measurement is compared as."""
@@ -39,6 +43,11 @@ class Entry:
     host_syncs_per_step: float | None = None  # synchronizing calls inside operators
     sync_ops: dict[str, float] = field(default_factory=dict)  # top-level operator -> its syncs per step
     cpu_ops_per_step: float | None = None  # top-level operators the host ran
+    graph_breaks: float | None = None  # torch.compile's, during the test's calls (None: nothing compiled there)
+    recompiles: float | None = None
+    cudagraph_skips: float | None = None  # compiled graphs inductor did not capture as CUDA graphs
+    compile_events: dict[str, float] = field(default_factory=dict)  # "graph break: where: why" -> count
+    new_allocs_per_step: float | None = None  # new device allocations per timed call, after warmup
 
     @property
     def rounds(self) -> Rounds:

@@ -1,6 +1,7 @@
 """What a backend is (how calls are timed, and what else is read around them) and what it
-reports: where it measured (EnvInfo) and what it saw around the timed rounds (RoundsInfo).
-The CUDA backend lives in ``pytest_gpuperf.cuda``; the host clock in ``hostclock``."""
+reports: where it measured (EnvInfo) and what it saw around the timed rounds (RoundsInfo);
+and what torch.compile did during a test's calls (CompileWatch, CompileLog).
+The CUDA backend and the compile watch live in ``pytest_gpuperf.cuda``; the host clock in ``hostclock``."""
 
 from __future__ import annotations
 
@@ -64,3 +65,32 @@ class Backend(Protocol):
     def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
         """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
         ...
+
+
+@dataclass(frozen=True)
+class CompileLog:
+    """What torch.compile did since a watch began: each entry names where and why."""
+
+    compiles: int = 0  # frames dynamo converted (compiled, recompiled, or looked at and left to Python)
+    graph_breaks: tuple[str, ...] = ()  # "file:line: reason", one per break
+    recompiles: tuple[str, ...] = ()  # "function (file:line): the guard that failed"
+    cudagraph_skips: tuple[str, ...] = ()  # why a compiled graph was not captured ("" where torch said not)
+
+    def since(self, earlier: CompileLog) -> CompileLog:
+        """What happened after ``earlier``, a reading of the same watch."""
+        return CompileLog(
+            self.compiles - earlier.compiles,
+            self.graph_breaks[len(earlier.graph_breaks) :],
+            self.recompiles[len(earlier.recompiles) :],
+            self.cudagraph_skips[len(earlier.cudagraph_skips) :],
+        )
+
+
+class CompileWatch(Protocol):
+    """Reads torch.compile's own counters from the moment it was made."""
+
+    def log(self) -> CompileLog:
+        """Everything compiled since the watch began."""
+        ...
+
+    def close(self) -> None: ...

@@ -37,9 +37,9 @@ from pytest_gpuperf.judging.compare import (
     host_paced,
     latency_change,
 )
-from pytest_gpuperf.judging.entry import Entry, Rounds
+from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
 from pytest_gpuperf.judging.stats import Estimate, quantile_interval
-from pytest_gpuperf.measuring.backend import Backend, EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import Backend, CompileLog, CompileWatch, EnvInfo, RoundsInfo
 from pytest_gpuperf.measuring.config import ProtocolConfig
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
@@ -69,6 +69,8 @@ class Measurement:
     round_clock_mhz: tuple[float, ...] = ()  # empty where the clock could not be read
     comparison: Comparison | None = None  # against the baseline; None: gpuperf compared nothing
     ranks: RanksReport | None = None  # every rank's figures, under torchrun
+    compiles: CompileLog | None = None  # what torch.compile did during the test's calls; None: not read
+    compiled_in_rounds: int = 0  # compilations during the timed rounds: their time is in the samples
 
     @property
     def device(self) -> DeviceMetrics | None:
@@ -115,7 +117,45 @@ class Measurement:
             host_syncs_per_step=_operator_figure(device, "host_syncs_per_step"),
             sync_ops={name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
             cpu_ops_per_step=_operator_figure(device, "cpu_ops_per_step"),
+            graph_breaks=compile_figure(self.compiles, "graph_breaks")[0],
+            recompiles=compile_figure(self.compiles, "recompiles")[0],
+            cudagraph_skips=compile_figure(self.compiles, "cudagraph_skips")[0],
+            compile_events=compile_events(self.compiles),
+            new_allocs_per_step=self.new_allocs_per_step,
         )
+
+    @property
+    def new_allocs_per_step(self) -> float | None:
+        """Device allocations (new cudaMalloc segments) per timed call, after warmup."""
+        return _per_call(self.rounds_info.new_allocations, len(self.samples))
+
+
+NOTHING_COMPILED = (
+    "nothing was compiled during this test's calls: graph breaks and CUDA-graph skips are counted where the "
+    "step compiles (a step compiled before the test, in a fixture or an earlier test, shows none)"
+)
+
+
+def compile_figure(log: CompileLog | None, metric: str) -> tuple[float | None, str]:
+    """A torch.compile count for the test's calls, or why there is none. Recompiles are counted
+    whatever ran before (none is an exact 0); breaks and skips only where the step compiled here."""
+    if log is None:
+        return None, "torch.compile's records were not read"
+    if metric != "recompiles" and not log.compiles:
+        return None, NOTHING_COMPILED
+    return float(len(getattr(log, metric))), ""
+
+
+def compile_events(log: CompileLog | None) -> dict[str, float]:
+    """Each graph break, recompile and CUDA-graph skip by what it was and where, with its count."""
+    events: dict[str, float] = {}
+    for metric, kind in COMPILE_EVENT_KINDS.items():
+        if compile_figure(log, metric)[0] is None or log is None:
+            continue
+        for text in getattr(log, metric):
+            key = f"{kind}: {text or 'no reason given'}"
+            events[key] = events.get(key, 0.0) + 1.0
+    return events
 
 
 def _operator_figure(device: DeviceMetrics | None, metric: str) -> float | None:
@@ -222,12 +262,15 @@ def measure(
     baseline: Entry | None = None,
     tolerance_pct: float = 5.0,
     consensus: Consensus = ALONE,
+    compiles: CompileWatch | None = None,
 ) -> Measurement:
     """Measure ``step``; with a ``baseline``, compare with it (more rounds while the
     latency comparison is inconclusive, as for a budget too close to call). Under torchrun,
-    ``consensus`` makes every rank call the step equally often."""
+    ``consensus`` makes every rank call the step equally often. ``compiles``: a watch begun
+    before the test's first call, read for what torch.compile did."""
     wall_started = time.perf_counter()
     warmup_calls, wall_ms_per_call = warm_up(backend, step, config, consensus)
+    compiled_before_rounds = compiles.log() if compiles is not None else None
     # Rounds are sized in wall time: a 1 us step timed call by call costs more than 1 us a call.
     calls_per_round = consensus.max(max(MIN_CALLS_PER_ROUND, math.ceil(config.round_ms / max(wall_ms_per_call, 1e-6))))
     unjudged = _unjudged_latency(backend, config)
@@ -249,6 +292,8 @@ def measure(
         if len(rounds) >= config.max_rounds or not consensus.any(undecided):
             break
     rounds_info = backend.end_rounds()
+    compiled = compiles.log() if compiles is not None else None
+    in_rounds = compiled.since(compiled_before_rounds).compiles if compiled and compiled_before_rounds else 0
 
     trace, why_not = None, None
     if config.profile_steps == 0:
@@ -262,7 +307,8 @@ def measure(
         why_not = problem
 
     results = [settle(r) for r in latency]
-    results += _other_budgets(budget, trace, why_not, rounds_info)
+    results += _other_budgets(budget, trace, why_not, rounds_info, len(samples))
+    results += _compile_budgets(budget, compiled)
     order = list(budget)
     results.sort(key=lambda r: order.index(r.key))
     measurement = Measurement(
@@ -282,6 +328,8 @@ def measure(
         budgets=tuple(results),
         wall_s=time.perf_counter() - wall_started,
         round_clock_mhz=_known(clocks),
+        compiles=compiled,
+        compiled_in_rounds=in_rounds,
     )
     if baseline is None:
         return measurement
@@ -293,16 +341,26 @@ def _known(clocks: list[float | None]) -> tuple[float, ...]:
     return tuple(c for c in clocks if c is not None) if all(c is not None for c in clocks) else ()
 
 
+def _compile_budgets(budget: dict[str, float], compiled: CompileLog | None) -> list[BudgetResult]:
+    results = []
+    for key, limit in budget.items():
+        if KEYS[key].source == "compile":
+            value, reason = compile_figure(compiled, KEYS[key].metric)
+            results.append(judge(key, limit, value, reason))
+    return results
+
+
 def _other_budgets(
-    budget: dict[str, float], trace: TraceMetrics | None, why_not: str | None, rounds: RoundsInfo
+    budget: dict[str, float], trace: TraceMetrics | None, why_not: str | None, rounds: RoundsInfo, calls: int
 ) -> list[BudgetResult]:
     results = []
     device = trace.primary if trace is not None else None
     for key, limit in budget.items():
         spec = KEYS[key]
         if spec.source == "memory":
-            reason = "" if rounds.peak_mem_mb is not None else "the host clock measures no device memory"
-            results.append(judge(key, limit, rounds.peak_mem_mb, reason))
+            value = rounds.peak_mem_mb if spec.metric == "peak_mem_mb" else _per_call(rounds.new_allocations, calls)
+            reason = "" if value is not None else "the host clock measures no device memory"
+            results.append(judge(key, limit, value, reason))
         elif spec.source == "trace":
             if device is None:
                 reason = why_not or (trace.host_only_reason if trace is not None else None) or "no profiled trace"
@@ -312,6 +370,10 @@ def _other_budgets(
             reason = device.unavailable.get(spec.metric, "")
             results.append(judge(key, limit, None if reason else value, reason))
     return results
+
+
+def _per_call(count: int | None, calls: int) -> float | None:
+    return count / calls if count is not None and calls else None
 
 
 def measure_test(
@@ -327,11 +389,48 @@ def measure_test(
     tolerance_pct: float,
     recording: bool,
     consensus: Consensus = ALONE,
+    watch_compiles: Callable[[], CompileWatch] | None = None,
 ) -> Measurement:
     """A test's measurement: ``measure``, again where it reads as a regression (not while
     ``recording`` baselines), then, under torchrun, every rank's figures and the budgets they
-    decide. ``trace_paths`` gives each profiled pass a new file."""
+    decide. ``trace_paths`` gives each profiled pass a new file. ``watch_compiles`` starts a
+    watch of torch.compile before the first call; it spans both measurements (the second
+    reuses what the first compiled, and must not lose its graph breaks)."""
+    compiles = watch_compiles() if watch_compiles is not None else None
+    try:
+        return _measure_test(
+            backend,
+            step,
+            config,
+            test_id,
+            budget,
+            items,
+            trace_paths,
+            baseline,
+            tolerance_pct,
+            recording,
+            consensus,
+            compiles,
+        )
+    finally:
+        if compiles is not None:
+            compiles.close()
 
+
+def _measure_test(
+    backend: Backend,
+    step: Callable[[], Any],
+    config: ProtocolConfig,
+    test_id: str,
+    budget: dict[str, float],
+    items: float | None,
+    trace_paths: Callable[[], Path],
+    baseline: Entry | None,
+    tolerance_pct: float,
+    recording: bool,
+    consensus: Consensus,
+    compiles: CompileWatch | None,
+) -> Measurement:
     def once() -> Measurement:
         return measure(
             backend,
@@ -344,6 +443,7 @@ def measure_test(
             baseline=baseline,
             tolerance_pct=tolerance_pct,
             consensus=consensus,
+            compiles=compiles,
         )
 
     result = once()

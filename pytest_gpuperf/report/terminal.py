@@ -13,6 +13,7 @@ from pytest_gpuperf.measuring.config import ProtocolConfig
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
 from pytest_gpuperf.measuring.protocol import Measurement
 from pytest_gpuperf.report.rows import Row
+from pytest_gpuperf.report.traces import operator_table
 
 MAX_KERNELS_LISTED = 8
 
@@ -176,6 +177,36 @@ def baseline_text(m: Measurement, verdict: Verdict) -> list[str]:
     return lines
 
 
+COMPILE_FIXES = {
+    "graph_breaks_max": (
+        "graph_breaks",
+        "each break splits the step into graphs run from Python: remove it (keep tensors on the device "
+        "instead of .item()/print/data-dependent `if`), or see TORCH_LOGS=graph_breaks",
+    ),
+    "recompiles_max": (
+        "recompiles",
+        "a guard failed between calls (a new shape, dtype or Python value): mark the dimension dynamic "
+        "(torch._dynamo.mark_dynamic) or keep the value fixed; TORCH_LOGS=recompiles says more",
+    ),
+    "cudagraph_skips_max": (
+        "cudagraph_skips",
+        "these graphs run without CUDA graphs under mode='reduce-overhead': remove the reason torch gives "
+        "(CPU tensors in the graph, mutated inputs, dynamic shapes)",
+    ),
+}
+
+
+def compile_text(m: Measurement, failed: set[str]) -> list[str]:
+    """For a failed torch.compile budget: each event, where it happened, and the fix to try."""
+    lines = []
+    for key, (metric, fix) in COMPILE_FIXES.items():
+        events = getattr(m.compiles, metric, ()) if key in failed else ()
+        if events:
+            lines += [f"    - {event or 'torch gave no reason'}" for event in events]
+            lines.append(f"    fix: {fix}")
+    return lines
+
+
 def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str | None) -> str:
     """Why a measured test failed and what to try first. ``trace_file``: where its trace was kept."""
     rounds = len(m.round_samples_ms)
@@ -193,7 +224,13 @@ def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str
         steps = m.device.steps if m.device is not None else 1
         named = ", ".join(f"{name} {n / steps:g}" for name, n in sorted(syncs.items(), key=lambda kv: -kv[1]))
         lines.append(f"    synchronizing calls per step, by the operator that made them: {named}")
+    lines += compile_text(m, {b.key for b in verdict.over_budget})
     lines += baseline_text(m, verdict)
+    if m.compiled_in_rounds:
+        lines.append(
+            f"  note: torch.compile compiled {count(m.compiled_in_rounds, 'frame')} during the timed rounds: "
+            "their compile time is in the samples (a shape or guard that changes between calls recompiles)"
+        )
     if m.rounds_info.throttled:
         lines.append(
             f"  note: the SM clock ran at {m.rounds_info.sm_clock_mhz:.0f} of {m.rounds_info.sm_clock_max_mhz:.0f} MHz "
@@ -205,6 +242,8 @@ def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str
         lines.append(f"bottleneck: {c.kind} ({c.method})")
         lines += [f"  - {e}" for e in c.evidence]
         lines.append(f"try first: {c.fix}")
+        if c.kind == "overhead-bound" or any(b.key == "cpu_ops_per_step_max" for b in verdict.over_budget):
+            lines += operator_table(device, "  ", shown=5)
     elif m.trace_unavailable:
         lines.append(f"bottleneck: unknown ({m.trace_unavailable})")
     if trace_file is not None:

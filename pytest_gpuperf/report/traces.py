@@ -65,12 +65,27 @@ def _render_device(m: DeviceMetrics) -> list[str]:
         out.extend(f"    - {e}" for e in c.evidence)
         out.append(f"    try first: {c.fix}")
         out.extend(f"    also: {s}" for s in c.secondary)
+    out.extend(operator_table(m, "  "))
     if m.top_kernels:
         out.append("  top kernels     total us   count    mean us  % kernel  name")
         for k in m.top_kernels:
             name = k.name if len(k.name) <= 90 else k.name[:87] + "..."
             row = f"{k.total_us:10.1f} {k.count:7d} {k.mean_us:10.2f} {k.pct_of_kernel_time:8.1f}%  {name}"
             out.append(" " * 16 + row)
+    return out
+
+
+def operator_table(m: DeviceMetrics, indent: str, shown: int = 10) -> list[str]:
+    """The top-level operators by host time per step, against the device time they launched:
+    where the host time of a host-bound step goes (host far above device: dispatch-heavy)."""
+    if not m.top_operators:
+        return []
+    out = [f"{indent}top operators by host time, per step:  host us  device us  calls  name"]
+    for o in m.top_operators[:shown]:
+        name = o.name if len(o.name) <= 70 else o.name[:67] + "..."
+        out.append(
+            f"{indent}{'':38s}{o.host_us / m.steps:8.1f} {o.device_us / m.steps:10.1f} {o.calls / m.steps:6.1f}  {name}"
+        )
     return out
 
 
