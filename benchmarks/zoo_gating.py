@@ -2,13 +2,14 @@
 
     python -m benchmarks.zoo_gating record --baselines DIR --out OUT
     python -m benchmarks.zoo_gating aa --baselines DIR --out OUT --runs 8 --label start2
-    python -m benchmarks.zoo_gating ab --baselines DIR --out OUT --changes eager_attention,fp32
+    python -m benchmarks.zoo_gating ab --baselines DIR --out OUT --changes eager_attention,fp32 [--runs N]
     python -m benchmarks.zoo_gating report OUT [OUT...]
 
 ``record`` measures the zoo once with --gpuperf-update-baselines; ``aa`` runs the unchanged
 zoo against those baselines in N fresh processes (run it again on a later machine start:
 the baselines travel); ``ab`` runs it once per real change (GPUPERF_ZOO_CHANGE, see
-examples/real/conftest.py). Every process writes its --gpuperf-json report into OUT.
+examples/real/conftest.py), or in N fresh processes each with ``--runs N``. Every process
+writes its --gpuperf-json report into OUT.
 ``report`` counts false verdicts (A/A: any "regressed" or "improved"; in A/B runs, on the
 tests the change does not touch) and detections (A/B: "regressed" on the touched tests),
 with the cause each verdict named, and the bottleneck class of each test in every run.
@@ -35,6 +36,8 @@ TOUCHES = {
     "extra_kernel": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
     "bigger_copy": {"test_large_copy"},
     "host_sync": {"test_hf_decoder_forward"},
+    "graph_break": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
+    "cudagraph_skip": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
 }
 
 
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outs", nargs="*", type=Path, help="report: folders of earlier runs")
     parser.add_argument("--baselines", type=Path)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=None, help="aa: processes (8); ab: processes per change (1)")
     parser.add_argument("--label", default="aa")
     parser.add_argument("--changes", default=",".join(TOUCHES))
     parser.add_argument("--deadline", type=float, default=float("inf"))
@@ -73,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "record":
         run_zoo(args.baselines.resolve(), args.out / "record.json", update=True)
         return 0
-    jobs = (
-        [("", f"{args.label}-{i}") for i in range(args.runs)]
-        if args.phase == "aa"
-        else [(change, f"ab-{change}") for change in args.changes.split(",")]
-    )
+    if args.phase == "aa":
+        jobs = [("", f"{args.label}-{i}") for i in range(args.runs or 8)]
+    else:
+        runs = args.runs or 1
+        jobs = [(c, f"ab-{c}" + (f"-{i}" if runs > 1 else "")) for i in range(runs) for c in args.changes.split(",")]
     for change, name in jobs:
         if time.perf_counter() - started + longest > args.deadline:
             print(f"deadline: {name} and later not started", flush=True)
@@ -91,19 +94,20 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
     untouched: Counter[str] = Counter()  # tests an A/B change does not touch, in its process
     false: list[str] = []
     classes: dict[str, Counter[str]] = defaultdict(Counter)
-    detections: dict[str, dict[str, str]] = {}
+    detections: dict[str, dict[str, list[str]]] = {}  # change -> test -> each process's verdict
     for out in outs:
         for path in sorted(out.glob("*.json")):
             if path.name == "record.json":
                 continue
-            change = path.stem.removeprefix("ab-") if path.stem.startswith("ab-") else ""
+            # ab-CHANGE or ab-CHANGE-N (the Nth process of that change)
+            change = path.stem.removeprefix("ab-").split("-")[0] if path.stem.startswith("ab-") else ""
             for test in json.loads(path.read_text())["tests"]:
                 name = test["test"].split("::")[-1]
                 status = test["baseline"]["status"]
                 if not change:
                     classes[name][test["bottleneck"]["kind"] if test["bottleneck"] else "-"] += 1
                 if change and name in TOUCHES.get(change, ()):
-                    detections.setdefault(change, {})[name] = f"{status}: {cause(test)}"
+                    detections.setdefault(change, {}).setdefault(name, []).append(f"{status}: {cause(test)}")
                     continue
                 (untouched if change else aa)[status] += 1
                 if status in ("regressed", "improved"):
@@ -121,10 +125,11 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
 def cause(test: dict[str, Any]) -> str:
     baseline = test["baseline"]
     decided = [
-        f"{c['metric']} {c['ratio']:.3f}x ({c['outcome']})"
+        f"{c['metric']} {c['baseline']:.4g} -> {c['current']:.4g} ({c['outcome']})"
         for c in baseline.get("changes", [])
         if c.get("gated") and c.get("outcome") not in ("same", None)
     ]
+    decided += [f"over budget: {b['key']} ({b['value']:g})" for b in test.get("budgets", []) if b["status"] == "fail"]
     added = [k[:60] for k in baseline.get("kernels_added", [])][:3]
     removed = [k[:60] for k in baseline.get("kernels_removed", [])][:3]
     parts = (

@@ -149,3 +149,20 @@ def test_a_graph_break_fails_its_budget_and_its_baseline_naming_the_line(
             "test_steps.py:8 `torch._dynamo.graph_break()`: Call to `torch._dynamo.graph_break()` 0 -> 1",
         ]
     )
+
+
+def test_a_cudagraph_skip_is_named_with_the_user_line_inductor_found_it_in() -> None:
+    from pytest_gpuperf.cuda.compiled import _skip_reason
+
+    # inductor's message as it logs it (torch/_inductor/cudagraph_utils.py), its stack the user's code
+    message = (
+        "skipping cudagraphs due to mutated inputs (1 instances). Found from : \n"
+        '   File "/work/model.py", line 72, in forward\n'
+        "    x.mul_(1.0)\n"
+    )
+    assert _skip_reason(message) == (
+        "skipping cudagraphs due to mutated inputs (1 instances), at /work/model.py:72 `x.mul_(1.0)`"
+    )
+    assert _skip_reason("skipping cudagraphs due to cpu device (arg0_1)") == (
+        "skipping cudagraphs due to cpu device (arg0_1)"
+    )

@@ -208,7 +208,8 @@ def test_cuda_graph_capture_failures_name_the_cause_and_the_fix(torch: Any) -> N
     from pytest_gpuperf.cuda.graphs import CudaGraphStep, GraphCaptureError
 
     x = torch.randn(4, device="cuda")
-    with pytest.raises(GraphCaptureError, match=r"synchronizes with the host .*\.item\(\)"):
+    # The failure names the step's own line that blocked the capture.
+    with pytest.raises(GraphCaptureError, match=r"synchronizes with the host at .*test_gpu\.py:\d+ `.*\.item\(\)"):
         CudaGraphStep(lambda t: t * 2 if t.sum().item() > 0 else t, x)
     with pytest.raises(GraphCaptureError, match="input 0 is on cpu: a CUDA graph reads device memory only"):
         CudaGraphStep(lambda t: t * 2, torch.randn(4))

@@ -11,7 +11,10 @@ is downloaded). Sizes are the GPU's where torch sees one, small ones on a CPU.
 - ``fp32``: the HF decoder and the CNN in float32 instead of bfloat16;
 - ``extra_kernel``: the compiled MLP computes one more (unfused) operation after its output;
 - ``bigger_copy``: the large copy moves 10% more bytes;
-- ``host_sync``: the HF forward reads its next token back with ``.item()`` (the host waits).
+- ``host_sync``: the HF forward reads its next token back with ``.item()`` (the host waits);
+- ``graph_break``: the compiled MLP breaks its graph between the up- and the down-projection;
+- ``cudagraph_skip``: the compiled MLP scales its input in place, and a graph that mutates its
+  input is not captured as a CUDA graph under ``mode="reduce-overhead"``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
 CHANGE = os.environ.get("GPUPERF_ZOO_CHANGE", "")
-CHANGES = ("", "eager_attention", "fp32", "extra_kernel", "bigger_copy", "host_sync")
+CHANGES = ("", "eager_attention", "fp32", "extra_kernel", "bigger_copy", "host_sync", "graph_break", "cudagraph_skip")
 if CHANGE not in CHANGES:
     raise pytest.UsageError(f"GPUPERF_ZOO_CHANGE={CHANGE!r}: expected one of {', '.join(c for c in CHANGES if c)}")
 DTYPE = torch.float32 if CHANGE == "fp32" or not ON_GPU else torch.bfloat16

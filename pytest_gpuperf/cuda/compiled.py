@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from pytest_gpuperf.measuring.backend import CompileLog
@@ -15,7 +17,7 @@ from pytest_gpuperf.measuring.backend import CompileLog
 # inductor logs each skipped CUDA-graph capture here (an artifact logger: off unless asked for,
 # but a handler on the logger itself still receives its records).
 CUDAGRAPH_LOG = "torch._inductor.cudagraph_utils.__cudagraphs"
-REASON_WIDTH = 160
+REASON_WIDTH = 120
 
 
 def _dynamo() -> Any:
@@ -30,7 +32,7 @@ class _SkipReasons(logging.Handler):
         self.reasons: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.reasons.append(_first_line(record.getMessage()))
+        self.reasons.append(_skip_reason(record.getMessage()))
 
 
 class DynamoWatch:
@@ -53,7 +55,7 @@ class DynamoWatch:
         old_breaks = {id(r) for r in self._old_breaks}
         breaks = [r for r in utils.graph_break_reasons if id(r) not in old_breaks and r.graph_break]
         old_compiles = {id(m) for m in self._old_compiles}
-        compiles = [m for m in utils.get_compilation_metrics() if id(m) not in old_compiles]
+        compiles = _frame_compiles(m for m in utils.get_compilation_metrics() if id(m) not in old_compiles)
         frames = _frames_compiled(utils)
         skips = _cudagraph_skips(utils)
         # torch._dynamo.reset() during the test clears the counters: count from zero then.
@@ -90,6 +92,19 @@ def _graph_break(reason: Any) -> str:
     return f"{_shown_path(frame.filename)}:{frame.lineno}{code}: {why}"
 
 
+def _frame_compiles(records: Iterable[Any]) -> list[Any]:
+    """dynamo's compilations of a Python frame, once each: torch records other phases of the
+    same compilation too (without a frame), and those are not compilations of their own."""
+    seen: set[str] = set()
+    frames = []
+    for record in records:
+        key = str(getattr(record, "compile_id", None))
+        if getattr(record, "co_name", None) and key not in seen:
+            seen.add(key)
+            frames.append(record)
+    return frames
+
+
 def _is_recompile(metrics: Any) -> bool:
     """A compilation of a frame dynamo had compiled before (its frame compile id is not 0)."""
     if getattr(metrics, "recompile_reason", None):
@@ -103,12 +118,29 @@ def _is_recompile(metrics: Any) -> bool:
 
 
 def _recompile(metrics: Any) -> str:
-    name = getattr(metrics, "co_name", None) or "?"
+    name = metrics.co_name
     where = getattr(metrics, "co_filename", None)
     line = getattr(metrics, "co_firstlineno", None)
     place = f" ({_shown_path(where)}:{line})" if where else ""
     reason = getattr(metrics, "recompile_reason", None)
     return f"{name}{place}: {_first_line(reason) if reason else 'recompiled (torch gave no reason)'}"
+
+
+def _skip_reason(message: str) -> str:
+    """inductor's reason, with the user code it found the reason in: its message ends with a
+    stack ("Found from :" and File "...", line N lines), of which the last frame is the one to fix."""
+    lines = message.strip().splitlines()
+    reason = _first_line(message).rstrip().removesuffix("Found from :").strip().rstrip(".")
+    frames = [i for i, line in enumerate(lines) if FRAME_LINE.search(line)]
+    if not frames:
+        return reason
+    found = FRAME_LINE.search(lines[frames[-1]])
+    assert found is not None
+    code = lines[frames[-1] + 1].strip() if frames[-1] + 1 < len(lines) else ""
+    return f"{reason}, at {_shown_path(found[1])}:{found[2]}" + (f" `{code}`" if code else "")
+
+
+FRAME_LINE = re.compile(r'File "(.+)", line (\d+)')
 
 
 def _first_line(text: str) -> str:

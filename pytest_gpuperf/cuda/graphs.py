@@ -38,7 +38,10 @@ def _check_inputs(inputs: Sequence[Any]) -> None:
             )
 
 
-def _explain(exc: BaseException) -> GraphCaptureError:
+def _explain(raised: BaseException) -> GraphCaptureError:
+    # A failed op inside the capture is followed by the capture's end failing too ("operation
+    # failed due to a previous error during capture"): the first error names the blocker.
+    exc = _first_error(raised)
     text = str(exc)
     said = text.splitlines()[0] if text else type(exc).__name__
     where = _blocker(exc)
@@ -51,6 +54,15 @@ def _explain(exc: BaseException) -> GraphCaptureError:
             f"counters) and move host reads out of the step. torch said: {said}"
         )
     return GraphCaptureError(f"capturing the step failed{at}: {said}")
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The error that began a chain of errors raised while handling one another."""
+    seen = {id(exc)}
+    while exc.__context__ is not None and id(exc.__context__) not in seen:
+        exc = exc.__context__
+        seen.add(id(exc))
+    return exc
 
 
 _LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))  # torch, this plugin
