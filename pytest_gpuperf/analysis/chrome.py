@@ -213,6 +213,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
             raise TraceFormatError(source, f"event {index} ({cat}) lies {start:.3g} us from the first: out of range")
         if is_step:
             step_names.add(name)
+            trace.step_spans.append((start, end))
             continue
         if type(name) is not str:
             raise TraceFormatError(source, f"event {index} ({cat}) has no 'name' string")

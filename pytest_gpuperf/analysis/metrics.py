@@ -39,6 +39,7 @@ from pytest_gpuperf.analysis.results import (
     TraceMetrics,
 )
 from pytest_gpuperf.analysis.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
+from pytest_gpuperf.analysis.trust import trust_problems, unreliable
 
 SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
@@ -79,6 +80,10 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
         )
         if not trace.ops:
             metrics.unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
+        problems = trust_problems(metrics, by_device[device], trace.api_calls, _window(trace), step_ms)
+        for metric, reason in unreliable(problems).items():
+            metrics.unavailable.setdefault(metric, reason)
+        metrics = replace(metrics, trust=problems)
         devices.append(replace(metrics, classification=classify(metrics, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
@@ -168,6 +173,12 @@ def _device_metrics(
         kernel_counts={name: count for name, (count, _) in sorted(by_name.items())},
         kernel_time_us={name: total for name, (_, total) in sorted(by_name.items())},
     )
+
+
+def _window(trace: Trace) -> tuple[float, float] | None:
+    """From the first profiled step's start to the last one's end, where the trace marks steps."""
+    spans = trace.step_spans
+    return (min(s for s, _ in spans), max(e for _, e in spans)) if spans else None
 
 
 def launch_api(name: str) -> str:

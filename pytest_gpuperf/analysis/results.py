@@ -16,6 +16,18 @@ class KernelStat:
 
 
 @dataclass(frozen=True)
+class TrustProblem:
+    """Something in a trace that makes some of its metrics unreliable (analysis.trust)."""
+
+    check: str  # busy-over-step, graph-under-recorded, outside-window, stream-overlap, unmatched-launches
+    detail: str
+    unreliable: tuple[str, ...]  # the metrics it makes unreliable
+
+    def describe(self) -> str:
+        return f"{self.detail} (unreliable: {', '.join(self.unreliable)})"
+
+
+@dataclass(frozen=True)
 class OperatorStat:
     """One top-level operator's cost over the trace: the host time the step paid to run it
     against the device time of the work it launched (far more host than device: dispatch-heavy)."""
@@ -110,6 +122,7 @@ class DeviceMetrics:
     host_syncs: int = 0  # synchronizing CUDA calls inside operators: the host waited for the GPU
     sync_ops: dict[str, int] = field(default_factory=dict)  # top-level operator -> its synchronizing calls
     top_operators: tuple[OperatorStat, ...] = ()  # top-level operators by host time, most first
+    trust: tuple[TrustProblem, ...] = ()  # why some metrics cannot be believed; empty: none found
     classification: Bottleneck | None = None
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
     unavailable: dict[str, str] = field(default_factory=dict)

@@ -73,6 +73,7 @@ class Trace:
     frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)
     flop_ops: list[FlopOp] = field(default_factory=list)
     steps: int = 1
+    step_spans: list[Interval] = field(default_factory=list)  # the profiled steps' annotations on the host
     device_names: dict[int, str] = field(default_factory=dict)
     rank: int | None = None
 

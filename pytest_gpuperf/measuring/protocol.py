@@ -95,7 +95,8 @@ class Measurement:
         device = self.device
         samples = self.samples
         p99 = quantile_interval(samples, 0.99, SIDE_CONFIDENCE)
-        per_step = device.kernel_counts if device is not None else {}
+        counted = _trace_figure(device, "kernels_per_step") is not None
+        timed = _trace_figure(device, "kernel_us") is not None
         return Entry(
             samples=len(samples),
             p50_ms=self.p50.value,
@@ -105,18 +106,18 @@ class Measurement:
             round_clock_mhz=self.round_clock_mhz,
             peak_mem_mb=self.rounds_info.peak_mem_mb,
             step_mem_mb=self.rounds_info.step_mem_mb,
-            host_wait_pct=device.host_wait_pct if device is not None else None,
-            gpu_us_per_launch=gpu_us_per_launch(device) if device is not None else None,
+            host_wait_pct=_trace_figure(device, "host_wait_pct"),
+            gpu_us_per_launch=_per_launch(device),
             items_per_s=self.items_per_s.value if self.items_per_s else None,
-            gpu_active_pct=device.gpu_active_pct if device and "gpu_active_pct" not in device.unavailable else None,
-            dispatch_ratio=device.dispatch_ratio if device else None,
-            kernels_per_step=device.kernels_per_step if device else None,
-            launches_per_step=device.launches_per_step if device else None,
-            kernels={name: count / device.steps for name, count in per_step.items()} if device else {},
-            kernel_us={name: us / device.steps for name, us in device.kernel_time_us.items()} if device else {},
-            host_syncs_per_step=_operator_figure(device, "host_syncs_per_step"),
+            gpu_active_pct=_trace_figure(device, "gpu_active_pct"),
+            dispatch_ratio=_trace_figure(device, "dispatch_ratio"),
+            kernels_per_step=_trace_figure(device, "kernels_per_step"),
+            launches_per_step=_trace_figure(device, "launches_per_step"),
+            kernels={n: c / device.steps for n, c in device.kernel_counts.items()} if device and counted else {},
+            kernel_us={n: us / device.steps for n, us in device.kernel_time_us.items()} if device and timed else {},
+            host_syncs_per_step=_trace_figure(device, "host_syncs_per_step"),
             sync_ops={name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
-            cpu_ops_per_step=_operator_figure(device, "cpu_ops_per_step"),
+            cpu_ops_per_step=_trace_figure(device, "cpu_ops_per_step"),
             graph_breaks=compile_figure(self.compiles, "graph_breaks")[0],
             recompiles=compile_figure(self.compiles, "recompiles")[0],
             cudagraph_skips=compile_figure(self.compiles, "cudagraph_skips")[0],
@@ -158,12 +159,20 @@ def compile_events(log: CompileLog | None) -> dict[str, float]:
     return events
 
 
-def _operator_figure(device: DeviceMetrics | None, metric: str) -> float | None:
-    """A per-step count from the trace's operators; None where the trace has none (an Nsight export)."""
+def _trace_figure(device: DeviceMetrics | None, metric: str) -> float | None:
+    """A figure of the profiled trace; None where the trace cannot give it (no operators in an
+    Nsight export) or gives it unreliably (analysis.trust): then it is not compared."""
     if device is None or metric in device.unavailable:
         return None
-    value: float = getattr(device, metric)
-    return value
+    value = getattr(device, metric)
+    return None if value is None else float(value)
+
+
+def _per_launch(device: DeviceMetrics | None) -> float | None:
+    """GPU work per launch, where both the busy time and the launches can be believed."""
+    if device is None or "gpu_active_pct" in device.unavailable or "launches_per_step" in device.unavailable:
+        return None
+    return gpu_us_per_launch(device)
 
 
 def throughput(items: float, p50_ms: Estimate) -> Estimate:

@@ -237,6 +237,8 @@ def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str
             "during the rounds (throttled): this timing is not the card's steady state"
         )
     device = m.device
+    if device is not None:
+        lines += [f"  trace unreliable: {problem.describe()}; those metrics are not judged" for problem in device.trust]
     if device is not None and device.classification is not None:
         c = device.classification
         lines.append(f"bottleneck: {c.kind} ({c.method})")

@@ -11,6 +11,11 @@ def _num(value: float | None, fmt: str, unavailable: str = "unavailable") -> str
     return unavailable if value is None else format(value, fmt)
 
 
+def _doubt(m: DeviceMetrics, metric: str) -> str:
+    """A mark on a figure the trust checks found unreliable (the reason follows, "untrustworthy")."""
+    return " (unreliable)" if m.unavailable.get(metric, "").startswith("unreliable") else ""
+
+
 def render_trace(metrics: TraceMetrics) -> str:
     head = f"trace {metrics.source}"
     if metrics.rank is not None:
@@ -28,12 +33,14 @@ def render_trace(metrics: TraceMetrics) -> str:
 def _render_device(m: DeviceMetrics) -> list[str]:
     steps = m.steps
     out = [f"device {m.device}" + (f": {m.device_name}" if m.device_name else "")]
-    active = _num(None if "gpu_active_pct" in m.unavailable else m.gpu_active_pct, ".2f")
-    out.append(f"  GPU active      {active} %  (busy {m.busy_us:.1f} us of a {m.span_us:.1f} us span)")
+    doubted = bool(_doubt(m, "gpu_active_pct"))
+    active = _num(None if "gpu_active_pct" in m.unavailable and not doubted else m.gpu_active_pct, ".2f")
+    span = f"(busy {m.busy_us:.1f} us of a {m.span_us:.1f} us span)"
+    out.append(f"  GPU active      {active} %{_doubt(m, 'gpu_active_pct')}  {span}")
     ratio = _num(m.dispatch_ratio, ".2f", f"unavailable ({m.unavailable.get('dispatch_ratio', '')})")
-    out.append(f"  dispatch ratio  {ratio}")
+    out.append(f"  dispatch ratio  {ratio}{_doubt(m, 'dispatch_ratio')}")
     out.append(
-        f"  kernels         {m.kernels} ({m.kernels / steps:.1f} per step); "
+        f"  kernels         {m.kernels} ({m.kernels / steps:.1f} per step){_doubt(m, 'kernels_per_step')}; "
         f"device ops {m.device_ops}; busy {m.busy_us / steps:.1f} us per step"
     )
     la = m.launches
@@ -47,7 +54,9 @@ def _render_device(m: DeviceMetrics) -> list[str]:
     if m.nccl_pct is None:
         out.append(f"  NCCL            unavailable ({m.unavailable.get('nccl_pct', 'no kernel time')})")
     else:
-        out.append(f"  NCCL            {m.nccl_pct:.2f} % of kernel time ({m.nccl_us:.1f} us{overlap})")
+        out.append(
+            f"  NCCL            {m.nccl_pct:.2f} % of kernel time{_doubt(m, 'nccl_pct')} ({m.nccl_us:.1f} us{overlap})"
+        )
     g = m.gaps
     out.append(
         f"  idle gaps       {g.count}, total {g.total_us:.1f} us, median {g.median_us:.2f} us, "
@@ -59,6 +68,8 @@ def _render_device(m: DeviceMetrics) -> list[str]:
     )
     for label, calls in (("cudaMalloc", m.allocations), ("cudaFree", m.frees)):
         out.append(f"  {label:15s} {count(calls.calls, 'call')}, {calls.slow} over 1 ms, worst {calls.worst_ms:.3f} ms")
+    for problem in m.trust:
+        out.append(f"  untrustworthy   {problem.describe()}")
     c = m.classification
     if c is not None:
         out.append(f"  bottleneck      {c.kind} ({c.method})")

@@ -1,0 +1,151 @@
+"""Whether a profiled trace can be believed, checked on every profiled pass.
+
+Profiler traces go wrong in known ways: kernels of CUDA-graph replays under-recorded (a
+saturated GPU then looks mostly idle), work from before the capture window left in it,
+operations on one stream that overlap (a stream runs one at a time: the timestamps are off),
+and device work whose launch the correlation join cannot find. Each problem names the
+metrics it makes unreliable; those are reported with the reason and never judged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pytest_gpuperf.analysis.results import DeviceMetrics, TrustProblem
+from pytest_gpuperf.analysis.trace import ApiCall, DeviceOp
+
+# Device busy time above the step timed without the profiler by more than this: the trace holds
+# work that is not the step's (or the timing misses work on another stream). Kernels run as long
+# under the profiler as without it, so an honest trace stays below the step.
+BUSY_OVER_STEP = 1.25
+# A step replayed as CUDA graphs whose trace shows the GPU busy under this share of the step
+# timed without the profiler: the graph's kernels were under-recorded.
+GRAPH_BUSY_UNDER_STEP = 0.5
+OVERLAP_SLACK_US = 0.01  # timestamps carry nanoseconds: a smaller overlap is rounding
+
+# What each problem makes unreliable (keys of DeviceMetrics' figures and of budgets' metrics).
+_BUSY = ("gpu_active_pct", "dispatch_ratio", "host_wait_pct")
+_COUNTS = ("kernels_per_step", "launches_per_step", "kernel_us")
+
+
+def unreliable(problems: tuple[TrustProblem, ...]) -> dict[str, str]:
+    """Each unreliable metric with the reason, as DeviceMetrics.unavailable holds it."""
+    reasons: dict[str, str] = {}
+    for problem in problems:
+        for metric in problem.unreliable:
+            reasons.setdefault(metric, f"unreliable trace: {problem.detail}")
+    return reasons
+
+
+def trust_problems(
+    m: DeviceMetrics,
+    ops: list[DeviceOp],
+    api_calls: dict[int, ApiCall],
+    window: tuple[float, float] | None,
+    step_ms: float | None,
+) -> tuple[TrustProblem, ...]:
+    """The problems of one device's part of a trace. ``ops``: its device operations sorted by
+    start; ``window``: the profiled steps' span on the host, where the trace marks steps;
+    ``step_ms``: the step timed without the profiler, where known."""
+    problems = [
+        *_busy_against_step(m, ops, api_calls, step_ms),
+        *_outside_window(ops, api_calls, window),
+        *_stream_overlaps(ops),
+    ]
+    if m.launches.unmatched_ops:
+        problems.append(
+            TrustProblem(
+                "unmatched-launches",
+                f"{m.launches.unmatched_ops} device operations match no launch on the host (correlation ids "
+                "missing or dropped): launches and the host's share of idle time are undercounted",
+                ("launches_per_step", "host_wait_pct"),
+            )
+        )
+    return tuple(problems)
+
+
+def _busy_against_step(
+    m: DeviceMetrics, ops: list[DeviceOp], api_calls: dict[int, ApiCall], step_ms: float | None
+) -> list[TrustProblem]:
+    graph_launches = {corr for corr, call in api_calls.items() if "GraphLaunch" in call.name}
+    if graph_launches and not any(op.correlation in graph_launches for op in ops):
+        return [
+            TrustProblem(
+                "graph-under-recorded",
+                f"{len(graph_launches)} CUDA-graph launches and none of this device's operations came from them: "
+                "the replays' work is missing from the trace",
+                (*_BUSY, *_COUNTS),
+            )
+        ]
+    if step_ms is None or step_ms <= 0:
+        return []
+    step_us, busy = step_ms * 1000.0, m.busy_us_per_step
+    if busy > BUSY_OVER_STEP * step_us:
+        return [
+            TrustProblem(
+                "busy-over-step",
+                f"the GPU is busy {busy / 1000:.4g} ms per profiled step, more than the {step_ms:.4g} ms step timed "
+                "without the profiler: the trace holds work that is not the step's, or the timing misses work "
+                "on another stream",
+                _BUSY,
+            )
+        ]
+    if graph_launches and busy < GRAPH_BUSY_UNDER_STEP * step_us:
+        return [
+            TrustProblem(
+                "graph-under-recorded",
+                f"the step replays CUDA graphs and its trace shows the GPU busy {busy / 1000:.4g} ms of the "
+                f"{step_ms:.4g} ms step: the profiler under-recorded the graphs' kernels",
+                (*_BUSY, *_COUNTS),
+            )
+        ]
+    return []
+
+
+def _outside_window(
+    ops: list[DeviceOp], api_calls: dict[int, ApiCall], window: tuple[float, float] | None
+) -> list[TrustProblem]:
+    """Device work that began before the first profiled step, or was launched after the last."""
+    if window is None:
+        return []
+    first, last = window
+    before = sum(1 for op in ops if op.start < first)
+    after = sum(
+        1
+        for op in ops
+        if op.correlation is not None and (call := api_calls.get(op.correlation)) is not None and call.start > last
+    )
+    if not before and not after:
+        return []
+    parts = [f"{before} began before the first profiled step"] if before else []
+    parts += [f"{after} were launched after the last"] if after else []
+    return [
+        TrustProblem(
+            "outside-window",
+            f"device operations outside the profiled steps: {' and '.join(parts)}",
+            (*_BUSY, *_COUNTS, "nccl_pct"),
+        )
+    ]
+
+
+def _stream_overlaps(ops: list[DeviceOp]) -> list[TrustProblem]:
+    """Operations that overlap on one stream, which runs one at a time."""
+    last_end: dict[tuple[int, int], float] = {}
+    overlaps: dict[tuple[int, int], int] = defaultdict(int)
+    for op in ops:  # sorted by start
+        key = (op.device, op.stream)
+        end = last_end.get(key)
+        if end is not None and op.start < end - OVERLAP_SLACK_US:
+            overlaps[key] += 1
+        last_end[key] = max(end, op.end) if end is not None else op.end
+    if not overlaps:
+        return []
+    worst = max(overlaps, key=lambda k: (overlaps[k], k))
+    return [
+        TrustProblem(
+            "stream-overlap",
+            f"{sum(overlaps.values())} device operations overlap an earlier one on the same stream "
+            f"({overlaps[worst]} on stream {worst[1]}): a stream runs one at a time, so their timestamps are off",
+            ("nccl_pct", "kernel_us"),
+        )
+    ]
