@@ -33,6 +33,7 @@ from pytest_gpuperf.measuring.nvtx import nvtx_range
 from pytest_gpuperf.measuring.protocol import Measurement, measure_test
 from pytest_gpuperf.report import terminal
 from pytest_gpuperf.report.jsonfile import write_json
+from pytest_gpuperf.report.pages import write_html, write_markdown
 from pytest_gpuperf.report.rows import Row, row
 from pytest_gpuperf.runinfo import run_info
 from pytest_gpuperf.settings import Settings
@@ -238,7 +239,13 @@ class GpuperfSession:
     def rows(self) -> list[Row]:
         """Every measurement of the session as a report row, those of xdist workers included."""
         local = [
-            row(r.measurement, r.verdict, recorded=r.recorded, trace_saved=self.saved_traces.get(id(r.measurement)))
+            row(
+                r.measurement,
+                r.verdict,
+                recorded=r.recorded,
+                trace_saved=self.saved_traces.get(id(r.measurement)),
+                failure=self.failure_text(r) if r.verdict.failing else None,
+            )
             for r in self.results
         ]
         return local + self.relay.rows
@@ -369,8 +376,13 @@ class GpuperfSession:
         )
         for line in lines:
             terminalreporter.write_line(line)
-        if self.settings.gpuperf_json:
-            terminalreporter.write_line(f"gpuperf: JSON report written to {self.settings.gpuperf_json}")
+        for kind, path in (
+            ("JSON report written to", self.settings.gpuperf_json),
+            ("HTML report written to", self.settings.gpuperf_html),
+            ("Markdown summary appended to", self.settings.gpuperf_markdown),
+        ):
+            if path:
+                terminalreporter.write_line(f"gpuperf: {kind} {path}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         worker_output = getattr(session.config, "workeroutput", None)
@@ -379,10 +391,17 @@ class GpuperfSession:
             worker_output[xdist.KEY] = xdist.worker_payload(self.rows(), staged, self.coverage.to_wire())
             return
         self.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-        if self.settings.gpuperf_json and self.placement.reporting:
-            path = Path(self.settings.gpuperf_json)
-            run = run_info(self.started, self.rootdir, self.backend.env())
-            write_json(path, settings=asdict(self.settings), note=self.note, rows=self.rows(), run=run)
+        if not self.placement.reporting:
+            return
+        settings = self.settings
+        if settings.gpuperf_json or settings.gpuperf_html or settings.gpuperf_markdown:
+            run, rows = run_info(self.started, self.rootdir, self.backend.env()), self.rows()
+        if settings.gpuperf_json:
+            write_json(Path(settings.gpuperf_json), settings=asdict(settings), note=self.note, rows=rows, run=run)
+        if settings.gpuperf_html:
+            write_html(Path(settings.gpuperf_html), rows, run)
+        if settings.gpuperf_markdown:
+            write_markdown(Path(settings.gpuperf_markdown), rows, run)
 
 
 class MeasuredBenchmark:

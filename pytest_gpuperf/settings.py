@@ -188,6 +188,22 @@ OPTIONS = (
     ),
     Option("gpuperf_json", _path, None, "write every measurement to this JSON file", "PATH"),
     Option(
+        "gpuperf_html",
+        _path,
+        None,
+        "write a self-contained HTML report (per test: round medians against the baseline's, the verdict's "
+        "interval, budgets, kernels that changed, the bottleneck) to this file",
+        "PATH",
+    ),
+    Option(
+        "gpuperf_markdown",
+        _path,
+        None,
+        "append a Markdown summary (a table, and each failure's text) to this file, "
+        "e.g. --gpuperf-markdown $GITHUB_STEP_SUMMARY",
+        "PATH",
+    ),
+    Option(
         "gpuperf_trace_dir",
         _path,
         "gpuperf-traces",
@@ -229,6 +245,8 @@ class Settings:
     gpuperf_strict_baselines: bool
     gpuperf_tolerance: float
     gpuperf_json: str | None
+    gpuperf_html: str | None
+    gpuperf_markdown: str | None
     gpuperf_trace_dir: str
     gpuperf_save_traces: str
     gpuperf_timeout: float

@@ -124,6 +124,7 @@ class Comparison:
     first_attempt: str = ""  # a suspected regression measured again: what the first measurement read
     baseline_file: str = ""
     kernel_changes: tuple[KernelChange, ...] = ()  # the kernels whose time per step moved most
+    baseline_rounds_ms: tuple[float, ...] = ()  # the baseline's per-round medians (the reports plot them)
 
     @property
     def latency(self) -> MetricChange | None:
@@ -205,7 +206,16 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
         changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
     moved = kernel_changes(baseline.kernel_us, current.kernel_us, current.p50_ms)
-    return Comparison(_overall(changes), tolerance_pct, tuple(changes), "", added, removed, kernel_changes=moved)
+    return Comparison(
+        _overall(changes),
+        tolerance_pct,
+        tuple(changes),
+        "",
+        added,
+        removed,
+        kernel_changes=moved,
+        baseline_rounds_ms=baseline.round_medians_ms,
+    )
 
 
 KERNELS_SHOWN = 5

@@ -41,7 +41,10 @@ class Row:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def row(m: Measurement, verdict: Verdict, *, recorded: bool, trace_saved: str | None) -> Row:
+def row(
+    m: Measurement, verdict: Verdict, *, recorded: bool, trace_saved: str | None, failure: str | None = None
+) -> Row:
+    """``failure``: the failure text of a failed test, as the terminal shows it."""
     device = m.device
     c = m.comparison
     return Row(
@@ -60,7 +63,7 @@ def row(m: Measurement, verdict: Verdict, *, recorded: bool, trace_saved: str | 
         throttled=m.rounds_info.throttled,
         over_budget=bool(verdict.over_budget),
         ranks_summary=m.ranks.describe() if m.ranks is not None else None,
-        json=_json(m, verdict, recorded, trace_saved),
+        json={**_json(m, verdict, recorded, trace_saved), "failure": failure},
     )
 
 
