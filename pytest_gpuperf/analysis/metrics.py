@@ -64,6 +64,7 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     flop_bytes = sum(op.bytes for op in trace.flop_ops)
     element_size = dominant_element_size(trace.flop_ops)
     calls = host_calls(trace)
+    launched = {op.correlation for op in trace.device_ops if op.correlation is not None}
     devices = []
     for device in sorted(by_device):
         metrics = _device_metrics(
@@ -80,7 +81,7 @@ def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
         )
         if not trace.ops:
             metrics.unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
-        problems = trust_problems(metrics, by_device[device], trace.api_calls, _window(trace), step_ms)
+        problems = trust_problems(metrics, by_device[device], trace.api_calls, launched, _window(trace), step_ms)
         for metric, reason in unreliable(problems).items():
             metrics.unavailable.setdefault(metric, reason)
         metrics = replace(metrics, trust=problems)

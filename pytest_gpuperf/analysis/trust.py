@@ -18,9 +18,6 @@ from pytest_gpuperf.analysis.trace import ApiCall, DeviceOp
 # work that is not the step's (or the timing misses work on another stream). Kernels run as long
 # under the profiler as without it, so an honest trace stays below the step.
 BUSY_OVER_STEP = 1.25
-# A step replayed as CUDA graphs whose trace shows the GPU busy under this share of the step
-# timed without the profiler: the graph's kernels were under-recorded.
-GRAPH_BUSY_UNDER_STEP = 0.5
 OVERLAP_SLACK_US = 0.01  # timestamps carry nanoseconds: a smaller overlap is rounding
 
 # What each problem makes unreliable (keys of DeviceMetrics' figures and of budgets' metrics).
@@ -41,14 +38,17 @@ def trust_problems(
     m: DeviceMetrics,
     ops: list[DeviceOp],
     api_calls: dict[int, ApiCall],
+    launched: set[int],
     window: tuple[float, float] | None,
     step_ms: float | None,
 ) -> tuple[TrustProblem, ...]:
     """The problems of one device's part of a trace. ``ops``: its device operations sorted by
-    start; ``window``: the profiled steps' span on the host, where the trace marks steps;
+    start; ``launched``: the correlation ids of the whole trace's device operations;
+    ``window``: the profiled steps' span on the host, where the trace marks steps;
     ``step_ms``: the step timed without the profiler, where known."""
     problems = [
-        *_busy_against_step(m, ops, api_calls, step_ms),
+        *_graph_replays(api_calls, launched),
+        *_busy_against_step(m, step_ms),
         *_outside_window(ops, api_calls, window),
         *_stream_overlaps(ops),
     ]
@@ -64,42 +64,35 @@ def trust_problems(
     return tuple(problems)
 
 
-def _busy_against_step(
-    m: DeviceMetrics, ops: list[DeviceOp], api_calls: dict[int, ApiCall], step_ms: float | None
-) -> list[TrustProblem]:
+def _graph_replays(api_calls: dict[int, ApiCall], launched: set[int]) -> list[TrustProblem]:
+    """CUDA-graph launches none of whose work is in the trace. ``launched``: the correlation
+    ids of every device operation of the trace (a graph may run on another device)."""
     graph_launches = {corr for corr, call in api_calls.items() if "GraphLaunch" in call.name}
-    if graph_launches and not any(op.correlation in graph_launches for op in ops):
-        return [
-            TrustProblem(
-                "graph-under-recorded",
-                f"{len(graph_launches)} CUDA-graph launches and none of this device's operations came from them: "
-                "the replays' work is missing from the trace",
-                (*_BUSY, *_COUNTS),
-            )
-        ]
-    if step_ms is None or step_ms <= 0:
+    missing = len(graph_launches - launched)
+    if not missing:
         return []
-    step_us, busy = step_ms * 1000.0, m.busy_us_per_step
-    if busy > BUSY_OVER_STEP * step_us:
-        return [
-            TrustProblem(
-                "busy-over-step",
-                f"the GPU is busy {busy / 1000:.4g} ms per profiled step, more than the {step_ms:.4g} ms step timed "
-                "without the profiler: the trace holds work that is not the step's, or the timing misses work "
-                "on another stream",
-                _BUSY,
-            )
-        ]
-    if graph_launches and busy < GRAPH_BUSY_UNDER_STEP * step_us:
-        return [
-            TrustProblem(
-                "graph-under-recorded",
-                f"the step replays CUDA graphs and its trace shows the GPU busy {busy / 1000:.4g} ms of the "
-                f"{step_ms:.4g} ms step: the profiler under-recorded the graphs' kernels",
-                (*_BUSY, *_COUNTS),
-            )
-        ]
-    return []
+    return [
+        TrustProblem(
+            "graph-under-recorded",
+            f"{missing} of {len(graph_launches)} CUDA-graph launches have no device operations in the trace: "
+            "the replays' kernels were under-recorded",
+            (*_BUSY, *_COUNTS),
+        )
+    ]
+
+
+def _busy_against_step(m: DeviceMetrics, step_ms: float | None) -> list[TrustProblem]:
+    if step_ms is None or step_ms <= 0 or m.busy_us_per_step <= BUSY_OVER_STEP * step_ms * 1000.0:
+        return []
+    return [
+        TrustProblem(
+            "busy-over-step",
+            f"the GPU is busy {m.busy_us_per_step / 1000:.4g} ms per profiled step, more than the {step_ms:.4g} ms "
+            "step timed without the profiler: the trace holds work that is not the step's, or the timing misses "
+            "work on another stream",
+            _BUSY,
+        )
+    ]
 
 
 def _outside_window(

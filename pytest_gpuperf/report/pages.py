@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_gpuperf.report.rows import Row
+from pytest_gpuperf.report.terminal import kernel_list, shown_kernel_names
 
 FAILED = "FAIL"
 
@@ -79,6 +80,7 @@ section.fail { border-left-color: #c62828; }
 table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 10px 2px 0; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f3f3f3; padding: 8px; overflow-x: auto; font-size: 12px; }
+code { overflow-wrap: anywhere; }
 .muted { color: #666; } svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
@@ -180,15 +182,17 @@ def _ratio_plot(change: dict[str, Any], tolerance_pct: float) -> str:
     bx1, bx2 = _x(band[0], lo, hi), _x(band[1], lo, hi)
     cx1, cx2, cx = _x(low, lo, hi), _x(high, lo, hi), _x(ratio, lo, hi)
     note = f"p50 now / baseline: {ratio:.3f} (95% CI {low:.3f} to {high:.3f}); band: tolerance {tolerance_pct:g}%"
+    if not change.get("gated", True):
+        note += "; reported, not gated (host-paced)"
     return "\n".join(
         [
-            f'<svg width="{PLOT_WIDTH}" height="44" role="img" aria-label="latency ratio">',
+            f'<svg width="{PLOT_WIDTH}" height="28" role="img" aria-label="latency ratio">',
             '<text x="0" y="18">p50 ratio</text>',
             f'<rect x="{bx1:.1f}" y="6" width="{bx2 - bx1:.1f}" height="16" fill="#e8f5e9"/>',
             f'<line x1="{cx1:.1f}" x2="{cx2:.1f}" y1="14" y2="14" stroke="#1565c0" stroke-width="3"/>',
             f'<circle cx="{cx:.1f}" cy="14" r="4" fill="#1565c0"/>',
-            f'<text x="{PLOT_LEFT}" y="38">{html.escape(note)}</text>',
             "</svg>",
+            f'<p class="muted">{html.escape(note)}</p>',
         ]
     )
 
@@ -216,13 +220,14 @@ def _changes(b: dict[str, Any]) -> list[str]:
         out.append("</ul>")
     for label, names in (("kernels that appeared", b.get("kernels_added")), ("disappeared", b.get("kernels_removed"))):
         if names:
-            out.append(f"<p>{label}: {', '.join(f'<code>{html.escape(n)}</code>' for n in names)}</p>")
+            out.append(f"<p>{label}: <code>{html.escape(kernel_list(names))}</code></p>")
     kernels = b.get("kernel_changes") or []
     if kernels:
+        shown = shown_kernel_names([k["name"] for k in kernels])
         out.append("<table><tr><th>kernel</th><th>baseline us/step</th><th>now us/step</th><th>share of step</th></tr>")
         for k in kernels:
             out.append(
-                f"<tr><td><code>{html.escape(k['name'][:90])}</code></td><td class='n'>{k['baseline_us']:.1f}</td>"
+                f"<tr><td><code>{html.escape(shown[k['name']])}</code></td><td class='n'>{k['baseline_us']:.1f}</td>"
                 f"<td class='n'>{k['current_us']:.1f}</td><td class='n'>{k['step_share_pct']:.0f}%</td></tr>"
             )
         out.append("</table>")
