@@ -13,6 +13,7 @@ A backend supplies the timing, memory, clock and profiling; the CUDA one lives i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -405,68 +406,36 @@ def measure_test(
     decide. ``trace_paths`` gives each profiled pass a new file. ``watch_compiles`` starts a
     watch of torch.compile before the first call; it spans both measurements (the second
     reuses what the first compiled, and must not lose its graph breaks)."""
-    compiles = watch_compiles() if watch_compiles is not None else None
-    try:
-        return _measure_test(
-            backend,
-            step,
-            config,
-            test_id,
-            budget,
-            items,
-            trace_paths,
-            baseline,
-            tolerance_pct,
-            recording,
-            consensus,
-            compiles,
-        )
-    finally:
-        if compiles is not None:
-            compiles.close()
+    with contextlib.ExitStack() as stack:
+        compiles = stack.enter_context(contextlib.closing(watch_compiles())) if watch_compiles else None
 
+        def once() -> Measurement:
+            return measure(
+                backend,
+                step,
+                config,
+                test_id=test_id,
+                budget=budget,
+                items=items,
+                trace_path=trace_paths(),
+                baseline=baseline,
+                tolerance_pct=tolerance_pct,
+                consensus=consensus,
+                compiles=compiles,
+            )
 
-def _measure_test(
-    backend: Backend,
-    step: Callable[[], Any],
-    config: ProtocolConfig,
-    test_id: str,
-    budget: dict[str, float],
-    items: float | None,
-    trace_paths: Callable[[], Path],
-    baseline: Entry | None,
-    tolerance_pct: float,
-    recording: bool,
-    consensus: Consensus,
-    compiles: CompileWatch | None,
-) -> Measurement:
-    def once() -> Measurement:
-        return measure(
-            backend,
-            step,
-            config,
-            test_id=test_id,
-            budget=budget,
-            items=items,
-            trace_path=trace_paths(),
-            baseline=baseline,
-            tolerance_pct=tolerance_pct,
-            consensus=consensus,
-            compiles=compiles,
-        )
-
-    result = once()
-    first = result.comparison
-    suspected = first is not None and first.status == REGRESSED and not recording
-    if consensus.any(suspected):  # every rank measures again, or the step's collectives hang
-        # A suspected regression is measured again before it fails the test.
-        again = once()
-        if suspected and first is not None and again.comparison is not None:
-            worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
-            told = f"{', '.join(worse)}: regressed"
-            again = replace(again, comparison=replace(again.comparison, first_attempt=told))
-        result = again
-    return with_ranks(result, budget, consensus)
+        result = once()
+        first = result.comparison
+        suspected = first is not None and first.status == REGRESSED and not recording
+        if consensus.any(suspected):  # every rank measures again, or the step's collectives hang
+            # A suspected regression is measured again before it fails the test.
+            again = once()
+            if suspected and first is not None and again.comparison is not None:
+                worse = [c.brief() for c in first.changes if c.gated and c.outcome == REGRESSED]
+                told = f"{', '.join(worse)}: regressed"
+                again = replace(again, comparison=replace(again.comparison, first_attempt=told))
+            result = again
+        return with_ranks(result, budget, consensus)
 
 
 def with_ranks(result: Measurement, budget: dict[str, float], consensus: Consensus) -> Measurement:
