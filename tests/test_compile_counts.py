@@ -13,8 +13,7 @@ import pytest
 from pytest_gpuperf.judging.compare import REGRESSED, SAME, compare
 from pytest_gpuperf.measuring.backend import CompileLog
 from pytest_gpuperf.measuring.protocol import NOTHING_COMPILED, compile_events, compile_figure
-from tests.conftest import REPO_ON_PATH
-from tests.helpers import ENTRY, FAST
+from tests.helpers import ENTRY, FAST, replay_conftest
 
 torch = pytest.importorskip("torch")
 
@@ -113,15 +112,7 @@ def test_compiled(gpu_profiler):
 @pytest.fixture
 def compiled_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.delenv("ADD_BREAK", raising=False)
-    pytester.makeconftest(
-        f"""
-        {REPO_ON_PATH}
-        from tests.replay import ReplayBackend
-
-        def pytest_gpuperf_make_backend(config, settings):
-            return ReplayBackend([1.0, 1.001, 0.999], trace=None)
-        """
-    )
+    replay_conftest(pytester, "[1.0, 1.001, 0.999]", trace=None)
     pytester.makepyfile(test_steps=STEPS)
     return pytester
 

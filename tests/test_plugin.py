@@ -9,23 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_gpuperf.judging.testids import file_stem
-from tests.conftest import REPO_ON_PATH
-from tests.helpers import FAST
-from tests.traces import DATA
-
-
-def replay_conftest(pytester: pytest.Pytester, samples: str, trace: str | None = "decode_eager") -> None:
-    trace_arg = f"Path({str(DATA / (trace + '.json.gz'))!r})" if trace else "None"
-    pytester.makeconftest(
-        f"""
-        from pathlib import Path
-        {REPO_ON_PATH}
-        from tests.replay import ReplayBackend
-
-        def pytest_gpuperf_make_backend(config, settings):
-            return ReplayBackend({samples}, trace={trace_arg})
-        """
-    )
+from tests.helpers import FAST, replay_conftest
 
 
 def test_without_gpuperf_a_budgeted_test_runs_once_as_a_plain_test(pytester: pytest.Pytester) -> None:
@@ -347,16 +331,7 @@ def test_a_host_sync_budget_fails_naming_the_operator_that_synchronized(pytester
         events += [cpu_op(start + 40, 20, "aten::item"), runtime(start + 44, 10, "cudaStreamSynchronize")]
     path = pytester.path / "item.json"
     path.write_text(json.dumps(trace(*events)))
-    pytester.makeconftest(
-        f"""
-        from pathlib import Path
-        {REPO_ON_PATH}
-        from tests.replay import ReplayBackend
-
-        def pytest_gpuperf_make_backend(config, settings):
-            return ReplayBackend([1.0], trace=Path({str(path)!r}))
-        """
-    )
+    replay_conftest(pytester, "[1.0]", trace=path)
     pytester.makepyfile(
         """
         import pytest

@@ -14,8 +14,7 @@ import pytest
 
 from pytest_gpuperf import analyze, load
 from pytest_gpuperf.analysis.results import DeviceMetrics
-from tests.conftest import REPO_ON_PATH
-from tests.helpers import FAST
+from tests.helpers import FAST, replay_conftest
 from tests.traces import DATA, RECORDED
 
 DEVICE_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
@@ -142,16 +141,7 @@ def test_an_unreliable_metric_is_not_judged_and_the_failure_says_why(pytester: p
     document["traceEvents"] += _extra_kernel(document, before_steps=True)
     path = pytester.path / "damaged.json"
     path.write_text(json.dumps(document))
-    pytester.makeconftest(
-        f"""
-        from pathlib import Path
-        {REPO_ON_PATH}
-        from tests.replay import ReplayBackend
-
-        def pytest_gpuperf_make_backend(config, settings):
-            return ReplayBackend([20.0], trace=Path({str(path)!r}))
-        """
-    )
+    replay_conftest(pytester, "[20.0]", trace=path)
     pytester.makepyfile(
         """
         import pytest
