@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Generator
@@ -18,6 +19,7 @@ import pytest
 
 from pytest_gpuperf import xdist
 from pytest_gpuperf.cuda.compiled import DynamoWatch
+from pytest_gpuperf.explaining import child_pytest_argv, wants_memory
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.judging import testids
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
@@ -28,7 +30,9 @@ from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
 from pytest_gpuperf.measuring.backend import Backend
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.deadline import deadline
+from pytest_gpuperf.measuring.explain import Explanation, explain_memory
 from pytest_gpuperf.measuring.hostclock import HostClockBackend
+from pytest_gpuperf.measuring.ncu import NCU_FALLBACK, TARGET_ENV, NcuReport, find_ncu, ncu_command, run_under_ncu
 from pytest_gpuperf.measuring.nvtx import nvtx_range
 from pytest_gpuperf.measuring.protocol import Measurement, measure_test
 from pytest_gpuperf.report import terminal
@@ -86,6 +90,7 @@ class Result:
     measurement: Measurement
     verdict: Verdict
     recorded: bool  # staged as a new baseline entry
+    explanation: Explanation = field(default_factory=Explanation)  # measured again after it failed
 
 
 class TraceFiles:
@@ -100,6 +105,10 @@ class TraceFiles:
             self._folder = Path(tempfile.mkdtemp(prefix="gpuperf-"))
         self._made += 1
         return self._folder / f"{self._made}.pt.trace.json.gz"
+
+    def named(self, name: str) -> Path:
+        """A file of this name in the temporary folder."""
+        return self.next().with_name(f"{self._made}-{name}")
 
     def remove(self) -> None:
         if self._folder is not None:
@@ -125,6 +134,7 @@ class GpuperfSession:
         self._traces = TraceFiles()
         self.started = datetime.now(timezone.utc)
         self.relay = xdist.Relay(self.store, self.coverage.merge)  # pytest-xdist workers' rows, on the controller
+        self.ncu_target = os.environ.get(TARGET_ENV)  # set where this is the child ncu runs for --gpuperf-ncu
 
     # --- measuring -----------------------------------------------------------------------------------
 
@@ -154,6 +164,8 @@ class GpuperfSession:
         entry where the run records them, and judge it."""
         done: list[Result] = item.stash.setdefault(RESULTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
+        if self.ncu_target == label:
+            self._profile_for_ncu(step, label)
         tolerance_pct = item.stash.get(TOLERANCE_KEY, self.settings.gpuperf_tolerance)
         module, test = split_test_id(label)
         found = self.store().lookup(module, test)
@@ -175,6 +187,8 @@ class GpuperfSession:
             )
         measured = replace(measured, comparison=self._with_lookup(measured.comparison, found, tolerance_pct))
         result = self._judged(measured, found, module, test)
+        if result.verdict.failing:
+            result = replace(result, explanation=self._explain(item, step, measured, label))
         if result.measurement.comparison is not None and result.measurement.comparison.status == INCONCLUSIVE:
             self._warn_inconclusive(item, result.measurement.comparison, label)
         if measured.compiled_in_rounds:
@@ -189,6 +203,57 @@ class GpuperfSession:
         self.results.append(result)
         item.user_properties.extend(user_properties(result))
         return measured
+
+    # --- explaining a failure ----------------------------------------------------------------------------
+
+    def _explain(self, item: pytest.Item, step: Callable[[], Any], m: Measurement, label: str) -> Explanation:
+        memory = None
+        budget: dict[str, float] = item.stash.get(BUDGET_KEY, {})
+        if wants_memory(budget):
+            with gpu_turn(self.placement.gpu_lock_dir, self.placement.gpu):
+                trace, timeline = self._explain_files(m, ".memory.pt.trace.json.gz", ".memory")
+                memory = explain_memory(self.backend, step, trace, timeline)
+            if not self._keeps_explanations():
+                memory = replace(memory, trace=None, timeline=None)  # in the temporary folder: not shown
+        ncu = self._run_ncu(item, m, label) if self.settings.gpuperf_ncu and self.ncu_target is None else None
+        return Explanation(memory, ncu)
+
+    def _keeps_explanations(self) -> bool:
+        return self.settings.gpuperf_save_traces != "none"
+
+    def _explain_files(self, m: Measurement, *suffixes: str) -> list[Path]:
+        """Where an explaining pass writes: next to the kept traces, else in the temporary folder."""
+        stem = file_stem(m.test_id)
+        if self._keeps_explanations():
+            folder = Path(self.settings.gpuperf_trace_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            return [folder / f"{stem}{suffix}" for suffix in suffixes]
+        return [self._traces.named(f"{stem}{suffix}") for suffix in suffixes]
+
+    def _run_ncu(self, item: pytest.Item, m: Measurement, label: str) -> NcuReport:
+        if self.placement.world_size > 1:
+            return NcuReport(reason="not run under torchrun (one rank cannot be replayed alone)")
+        ncu = find_ncu()
+        if ncu is None:
+            return NcuReport(reason=f"ncu (Nsight Compute) is not on PATH nor at {NCU_FALLBACK}")
+        (log,) = self._explain_files(m, ".ncu.csv")
+        argv = child_pytest_argv(item.config, item, self.settings.gpuperf_warmup_calls)
+        with gpu_turn(self.placement.gpu_lock_dir, self.placement.gpu):
+            report = run_under_ncu(
+                ncu_command(ncu, log, argv),
+                target=label,
+                cwd=item.config.invocation_params.dir,
+                log=log,
+                timeout_s=self.settings.gpuperf_timeout,
+            )
+        return report if self._keeps_explanations() else replace(report, log=None)
+
+    def _profile_for_ncu(self, step: Callable[[], Any], label: str) -> None:
+        """In the child that ncu runs: the one profiled call, then the test ends here."""
+        from pytest_gpuperf.cuda.backend import capture_for_ncu
+
+        capture_for_ncu(step, self.settings.gpuperf_warmup_calls)
+        pytest.skip(f"gpuperf: {label} ran once under Nsight Compute")
 
     def _with_lookup(self, comparison: Comparison | None, found: Lookup, tolerance_pct: float) -> Comparison:
         """The comparison, or why there is none, naming the baseline file either way."""
@@ -254,7 +319,9 @@ class GpuperfSession:
         m = r.measurement
         kept = m.trace_path is not None and self.settings.gpuperf_save_traces != "none"
         trace_file = self.shown(self.trace_target(m)) if kept else None
-        return terminal.failure_text(m, r.verdict, rank=self.placement.rank, trace_file=trace_file)
+        return terminal.failure_text(
+            m, r.verdict, rank=self.placement.rank, trace_file=trace_file, explanation=r.explanation, shown=self.shown
+        )
 
     def finish(self, interrupted: bool) -> None:
         """At the end of the session (the controller's, under xdist): list the entries of

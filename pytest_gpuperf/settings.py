@@ -204,6 +204,13 @@ OPTIONS = (
         "PATH",
     ),
     Option(
+        "gpuperf_ncu",
+        _flag,
+        False,
+        "for each failing test, run it again under Nsight Compute (ncu, from PATH or /usr/local/cuda/bin) and "
+        "name the step's top kernels with their compute and memory throughput against the GPU's peak",
+    ),
+    Option(
         "gpuperf_trace_dir",
         _path,
         "gpuperf-traces",
@@ -247,6 +254,7 @@ class Settings:
     gpuperf_json: str | None
     gpuperf_html: str | None
     gpuperf_markdown: str | None
+    gpuperf_ncu: bool
     gpuperf_trace_dir: str
     gpuperf_save_traces: str
     gpuperf_timeout: float

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, MemoryFiles, RoundsInfo
 
 
 class ReplayBackend:
@@ -22,7 +22,9 @@ class ReplayBackend:
         peak_mem_mb: float = 512.0,
         clock_mhz: float = 1980.0,
         torch: str = "2.11.0+cu130",
+        memory_trace: Path | None = None,
     ) -> None:
+        self._memory_trace = memory_trace
         self._samples = itertools.cycle(list(samples_ms))
         self._trace = trace
         self._peak = peak_mem_mb
@@ -57,3 +59,14 @@ class ReplayBackend:
             return "replay: no trace"
         shutil.copyfile(self._trace, path)
         return None
+
+    def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
+        """The recorded memory trace, where one was given; its timeline is a copy of it as JSON."""
+        step()
+        step()
+        if self._memory_trace is None:
+            return MemoryFiles(reason="replay: no memory trace")
+        shutil.copyfile(self._memory_trace, trace)
+        written = timeline.with_name(timeline.name + ".json")
+        written.write_text("[]")
+        return MemoryFiles(trace, written)

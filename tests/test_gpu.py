@@ -245,3 +245,61 @@ def test_a_steady_paged_decode_loop_allocates_no_device_memory(torch: Any, decod
         paged.decode_step()
     torch.cuda.synchronize()
     assert torch.cuda.memory_stats()["segment.all.allocated"] == before
+
+
+def test_a_failing_memory_budget_names_the_blocks_held_at_the_peak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_peak="""
+        import pytest
+        import torch
+
+        X = torch.randn(1024, 1024, device="cuda")
+
+        def grow():
+            scratch = torch.empty(64 * 2**20 // 4, device="cuda")  # 64 MiB, held to the step's end
+            return (X @ X).sum() + scratch.fill_(1.0).sum()
+
+        @pytest.mark.gpu_budget(peak_mem_mb=1)
+        def test_peak(gpu_profiler):
+            gpu_profiler(grow)
+        """
+    )
+    result = pytester.runpytest_subprocess("--gpuperf", "--gpuperf-trace-dir", "traces")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*memory at the peak on cuda:0: * allocated, * held from before the step, * made in the step",
+            "*64.0 MiB by aten::empty, at test_peak.py(*): grow",
+            "*memory timeline: traces/test_peak.py_test_peak-*.memory.html",
+        ]
+    )
+    timelines = list((pytester.path / "traces").glob("*.memory.*"))
+    assert sorted(p.suffix for p in timelines) == [".gz", ".html"]  # the trace, the timeline (matplotlib)
+
+
+def test_gpuperf_ncu_names_the_top_kernels_with_their_throughput(pytester: pytest.Pytester) -> None:
+    from pytest_gpuperf.measuring.ncu import find_ncu
+
+    if find_ncu() is None:
+        pytest.skip("Nsight Compute (ncu) is not installed")
+    pytester.makepyfile(
+        test_gemm="""
+        import pytest
+        import torch
+
+        A = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+
+        @pytest.mark.gpu_budget(p99_ms=0.001)
+        def test_gemm(gpu_profiler):
+            gpu_profiler(lambda: torch.relu(A @ A))
+        """
+    )
+    result = pytester.runpytest_subprocess("--gpuperf", "--gpuperf-ncu", "--gpuperf-trace-dir", "traces")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Nsight Compute, one call of the step (2 kernel launches; *), top 2 by time:",
+            "*: 0.* ms: compute *%, memory *%, DRAM *% of peak",
+            "*ncu's table: traces/test_gemm.py_test_gemm-*.ncu.csv",
+        ]
+    )

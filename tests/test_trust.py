@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -111,16 +112,35 @@ def test_work_from_before_the_first_step_is_outside_the_window(tmp_path: Path) -
     assert "kernels_per_step" in m.unavailable
 
 
-def test_operations_overlapping_on_one_stream_have_bad_timestamps(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("start", "duration"),
+    [(0.25, 0.5), (0.5, 1.0)],
+    ids=["inside-another", "over-half-of-it"],
+)
+def test_operations_overlapping_on_one_stream_have_bad_timestamps(
+    tmp_path: Path, start: float, duration: float
+) -> None:
     document = _document("decode_eager")
     kernels = sorted(_kernels(document), key=lambda e: e["ts"])
     twin = copy.deepcopy(kernels[10])
-    twin["ts"] += twin["dur"] / 2  # starts while the original still runs, on its stream
+    twin["ts"] += twin["dur"] * start  # starts while the original still runs, on its stream
+    twin["dur"] *= duration
     document["traceEvents"].append(twin)
     m = _metrics(document, tmp_path)
     assert [p.check for p in m.trust] == ["stream-overlap"]
     assert m.trust[0].detail.startswith("1 device operations overlap an earlier one on the same stream (1 on stream 7)")
     assert "nccl_pct" in m.unavailable
+
+
+def test_a_dependent_kernels_early_start_is_no_overlap() -> None:
+    # torch.compile(mode="reduce-overhead") on the H200: cuBLASLt's split-K reduce starts 0.13 us
+    # before its GEMM ends (a programmatic dependent launch), on the same stream, in every step.
+    trace = load(DATA / "splitk_early_start.json.gz")
+    ops = sorted(trace.device_ops, key=lambda o: o.start)
+    early = [(a.name, b.name) for a, b in itertools.pairwise(ops) if b.stream == a.stream and b.start < a.end]
+    assert len(early) == 3 and all("splitKreduce" in later for _, later in early)
+    primary = analyze(trace).primary
+    assert primary is not None and primary.trust == ()
 
 
 def test_launches_the_join_cannot_match(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Profiler traces go wrong in known ways: kernels of CUDA-graph replays under-recorded (a
 saturated GPU then looks mostly idle), work from before the capture window left in it,
-operations on one stream that overlap (a stream runs one at a time: the timestamps are off),
+operations on one stream that overlap (a stream runs one at a time: the timestamps are off;
+only a dependent kernel's early start may overlap the end of the kernel before it),
 and device work whose launch the correlation join cannot find. Each problem names the
 metrics it makes unreliable; those are reported with the reason and never judged.
 """
@@ -12,17 +13,29 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pytest_gpuperf.analysis.results import DeviceMetrics, TrustProblem
-from pytest_gpuperf.analysis.trace import ApiCall, DeviceOp
+from pytest_gpuperf.analysis.trace import KERNEL, ApiCall, DeviceOp
 
 # Device busy time above the step timed without the profiler by more than this: the trace holds
 # work that is not the step's (or the timing misses work on another stream). Kernels run as long
 # under the profiler as without it, so an honest trace stays below the step.
 BUSY_OVER_STEP = 1.25
 OVERLAP_SLACK_US = 0.01  # timestamps carry nanoseconds: a smaller overlap is rounding
+EARLY_START_SHARE = 0.25  # a dependent kernel's early start overlaps at most this share of either kernel
 
 # What each problem makes unreliable (keys of DeviceMetrics' figures and of budgets' metrics).
 _BUSY = ("gpu_active_pct", "dispatch_ratio", "host_wait_pct")
 _COUNTS = ("kernels_per_step", "launches_per_step", "kernel_us")
+
+
+def _early_start(before: DeviceOp, op: DeviceOp) -> bool:
+    """A kernel that began in the last part of the kernel before it and ended after it: a
+    programmatic dependent launch (Hopper on; cuBLASLt's split-K reduce after its GEMM) runs
+    its prologue while the kernel it depends on finishes. A kernel inside another, or an
+    overlap of most of either, is no such start."""
+    if before.kind != KERNEL or op.kind != KERNEL or op.end <= before.end:
+        return False
+    overlap = before.end - op.start
+    return overlap <= EARLY_START_SHARE * min(before.end - before.start, op.end - op.start)
 
 
 def unreliable(problems: tuple[TrustProblem, ...]) -> dict[str, str]:
@@ -122,15 +135,17 @@ def _outside_window(
 
 
 def _stream_overlaps(ops: list[DeviceOp]) -> list[TrustProblem]:
-    """Operations that overlap on one stream, which runs one at a time."""
-    last_end: dict[tuple[int, int], float] = {}
+    """Operations that overlap on one stream, which runs one at a time (but for a dependent
+    kernel's early start)."""
+    last: dict[tuple[int, int], DeviceOp] = {}
     overlaps: dict[tuple[int, int], int] = defaultdict(int)
     for op in ops:  # sorted by start
         key = (op.device, op.stream)
-        end = last_end.get(key)
-        if end is not None and op.start < end - OVERLAP_SLACK_US:
+        before = last.get(key)
+        if before is not None and op.start < before.end - OVERLAP_SLACK_US and not _early_start(before, op):
             overlaps[key] += 1
-        last_end[key] = max(end, op.end) if end is not None else op.end
+        if before is None or op.end > before.end:
+            last[key] = op
     if not overlaps:
         return []
     worst = max(overlaps, key=lambda k: (overlaps[k], k))

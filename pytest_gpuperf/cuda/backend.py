@@ -15,7 +15,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 from pytest_gpuperf.cuda.nvml import SmClock
-from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, MemoryFiles, RoundsInfo
 
 L2_FLUSH_BYTES = 256 * 2**20  # larger than any current GPU's L2 cache
 
@@ -90,9 +90,7 @@ class CudaBackend:
         torch.cuda.synchronize()
         if not raw.exists():
             return "the profiler wrote no trace"
-        with raw.open("rb") as src, gzip.GzipFile(path, "wb", mtime=0) as dst:
-            shutil.copyfileobj(src, dst)
-        raw.unlink()
+        _gzip(raw, path)
         return None
 
     def _profile(self, step: Callable[[], Any], steps: int, raw: Path) -> None:
@@ -111,6 +109,56 @@ class CudaBackend:
                     # last (work still running when the window closes would be missing from it).
                     torch.cuda.synchronize()
                 prof.step()
+
+    def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
+        step()  # untraced: the traced call then makes only its own allocations, not first-call caches
+        torch.cuda.synchronize()
+        with profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+            record_shapes=True,
+            profile_memory=True,
+            with_stack=True,  # the timeline and the naming of blocks need the Python frames
+        ) as prof:
+            step()
+            torch.cuda.synchronize()
+        raw = trace.with_suffix("")
+        prof.export_chrome_trace(str(raw))
+        _gzip(raw, trace)
+        written = timeline.with_name(timeline.name + (".html" if _has_matplotlib() else ".json"))
+        with warnings.catch_warnings():
+            # torch 2.11 deprecates the timeline for its memory snapshots; it still writes it.
+            warnings.filterwarnings("ignore", message=".*export_memory_timeline.*deprecated", category=FutureWarning)
+            try:
+                prof.export_memory_timeline(str(written), device=f"cuda:{self.device}")
+            except Exception as exc:  # a torch without the exporter, or one that fails on this trace
+                return MemoryFiles(trace, None, f"torch.profiler could not write the memory timeline: {exc!r}")
+        return MemoryFiles(trace, written)
+
+
+def capture_for_ncu(step: Callable[[], Any], warmup_calls: int) -> None:
+    """Warm the step up, then run it once inside cudaProfilerStart/Stop: the one call that
+    ``ncu --profile-from-start off`` profiles."""
+    for _ in range(warmup_calls):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    try:
+        step()
+        torch.cuda.synchronize()
+    finally:
+        torch.cuda.profiler.stop()
+
+
+def _gzip(raw: Path, path: Path) -> None:
+    with raw.open("rb") as src, gzip.GzipFile(path, "wb", mtime=0) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _segments_allocated() -> int:

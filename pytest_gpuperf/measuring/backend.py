@@ -66,6 +66,21 @@ class Backend(Protocol):
         """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
         ...
 
+    def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
+        """After one untraced call, trace one call with its allocations and Python stacks (gzipped
+        Chrome trace at ``trace``) and write the profiler's memory timeline to ``timeline`` plus
+        the suffix of its format."""
+        ...
+
+
+@dataclass(frozen=True)
+class MemoryFiles:
+    """What a memory-profiled call wrote."""
+
+    trace: Path | None = None  # Chrome trace with [memory] events, frames and modules
+    timeline: Path | None = None  # torch.profiler's memory timeline: HTML where matplotlib is installed, else JSON
+    reason: str | None = None  # why either is missing
+
 
 @dataclass(frozen=True)
 class CompileLog:

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_gpuperf.measuring.backend import EnvInfo, RoundsInfo
+from pytest_gpuperf.measuring.backend import EnvInfo, MemoryFiles, RoundsInfo
 
 NO_GPU = "host clock: there is no GPU to profile"
 HOST_CLOCK = "host-clock"
@@ -69,3 +69,6 @@ class HostClockBackend:
 
     def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
         return NO_GPU
+
+    def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
+        return MemoryFiles(reason=NO_GPU)

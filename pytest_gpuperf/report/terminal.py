@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pytest_gpuperf.judging.testids import base_test
 from pytest_gpuperf.judging.text import count, printable
 from pytest_gpuperf.judging.verdict import Verdict
 from pytest_gpuperf.measuring.backend import EnvInfo
 from pytest_gpuperf.measuring.config import ProtocolConfig
+from pytest_gpuperf.measuring.explain import Explanation, MemoryExplanation
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
+from pytest_gpuperf.measuring.ncu import NcuReport
 from pytest_gpuperf.measuring.protocol import Measurement
 from pytest_gpuperf.report.rows import Row
 from pytest_gpuperf.report.traces import operator_table
@@ -119,7 +122,8 @@ def short_kernel_name(name: str) -> str:
     """A kernel's function name without its template arguments and parameters:
     ``void at::native::elementwise_kernel<128, 4, ...>(int, ...)`` -> ``at::native::elementwise_kernel<...>``."""
     out, depth = [], 0
-    for char in name.removeprefix("void ").replace("(anonymous namespace)::", ""):
+    # Anonymous namespaces as the profiler ("(anonymous namespace)") and Nsight Compute ("<unnamed>") spell them.
+    for char in name.removeprefix("void ").replace("(anonymous namespace)::", "").replace("<unnamed>::", ""):
         if char == "(" and depth == 0:
             break
         if char == "<":
@@ -207,8 +211,20 @@ def compile_text(m: Measurement, failed: set[str]) -> list[str]:
     return lines
 
 
-def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str | None) -> str:
-    """Why a measured test failed and what to try first. ``trace_file``: where its trace was kept."""
+NOTHING_MORE = Explanation()
+
+
+def failure_text(
+    m: Measurement,
+    verdict: Verdict,
+    *,
+    rank: int,
+    trace_file: str | None,
+    explanation: Explanation = NOTHING_MORE,
+    shown: Callable[[Path], str] = str,
+) -> str:
+    """Why a measured test failed and what to try first. ``trace_file``: where its trace was kept;
+    ``explanation``: what was measured again after it failed; ``shown``: a path as the report shows it."""
     rounds = len(m.round_samples_ms)
     what = "gpu_budget failed" if verdict.over_budget else "gpuperf failed"
     lines = [
@@ -250,4 +266,36 @@ def failure_text(m: Measurement, verdict: Verdict, *, rank: int, trace_file: str
         lines.append(f"bottleneck: unknown ({m.trace_unavailable})")
     if trace_file is not None:
         lines.append(f"trace: {trace_file} (opens in Perfetto and TensorBoard)")
+    lines += memory_text(explanation.memory, shown)
+    lines += ncu_text(explanation.ncu, shown)
     return "\n".join(printable(line) for line in lines)
+
+
+def memory_text(memory: MemoryExplanation | None, shown: Callable[[Path], str]) -> list[str]:
+    """Where the memory peak of one more, memory-profiled call came from."""
+    if memory is None:
+        return []
+    lines = memory.peak.lines() if memory.peak is not None else []
+    if memory.reason:
+        lines.append(f"memory: {memory.reason}")
+    if memory.timeline is not None:
+        lines.append(f"memory timeline: {shown(memory.timeline)}")
+    if memory.trace is not None:
+        lines.append(f"memory-profiled trace (allocations, Python stacks): {shown(memory.trace)}")
+    return lines
+
+
+def ncu_text(report: NcuReport | None, shown: Callable[[Path], str], top: int = 5) -> list[str]:
+    """The step's top kernels by Nsight Compute's time, with their share of the GPU's peak throughput."""
+    if report is None:
+        return []
+    if not report.kernels:
+        return [f"Nsight Compute: {report.reason}"]
+    lines = [
+        f"Nsight Compute, one call of the step ({count(report.launches, 'kernel launch', 'kernel launches')}; "
+        f"ncu replays each with locked clocks), top {min(top, len(report.kernels))} by time:"
+    ]
+    lines += [f"  {short_kernel_name(k.name)}: {k.describe()}" for k in report.kernels[:top]]
+    if report.log is not None:
+        lines.append(f"  ncu's table: {shown(report.log)}")
+    return lines
