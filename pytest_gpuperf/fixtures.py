@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_gpuperf.judging.text import brief, finite
+from pytest_gpuperf.measuring.generation import Generation, Streamer, VllmCalls, kv_probe, slo_of
 from pytest_gpuperf.measuring.nvtx import nvtx_range
-from pytest_gpuperf.stash import SESSION_KEY
+from pytest_gpuperf.stash import BUDGET_KEY, SESSION_KEY
 
 if TYPE_CHECKING:
     from pytest_gpuperf.session import GpuperfSession
@@ -41,6 +42,63 @@ class GpuProfiler:
             last[:] = [fn(*args, **kwargs)]
 
         self._session.measure(self._item, step, items)
+        return last[0]
+
+    def generate(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        slo: Mapping[str, float] | None = None,
+        kv_pool: Any = None,
+        **kwargs: Any,
+    ) -> T:
+        """``gpu_profiler.generate(fn, *args, slo=None, kv_pool=None, **kwargs)`` returns
+        ``fn(*args, streamer=..., **kwargs)`` and, under ``--gpuperf``, measures it as a
+        generation: ``fn`` is HF transformers' ``model.generate`` (which calls the streamer per
+        token) or a decode loop that calls ``streamer.put(new_tokens)`` once per step. Each
+        token is marked with a CUDA event; TTFT, TPOT, ITL, end to end, tokens/s and goodput
+        (against ``slo``, else the ttft_ms and tpot_ms budgets) are judged against the
+        test's gpu_budget and baseline. ``kv_pool``: a kv_pool whose blocks in use are read
+        at each token. A ``streamer=`` of the test's own is called too."""
+        if "streamer" in kwargs and kwargs["streamer"] is None:
+            del kwargs["streamer"]
+        also = kwargs.pop("streamer", None)
+        session = self._session
+        if session is None:  # no --gpuperf: one plain call, the test's own streamer (if any) passed on
+            return fn(*args, streamer=Streamer(None, also=also), **kwargs)
+        streamer = Streamer(session.backend.token_clock(), self._item.name, kv_probe(kv_pool), also=also)
+        last: list[T] = []
+
+        def step() -> None:
+            streamer.begin_call()
+            try:
+                last[:] = [fn(*args, streamer=streamer, **kwargs)]
+            finally:
+                streamer.end_call()
+
+        budget: dict[str, float] = self._item.stash.get(BUDGET_KEY, {})
+        session.measure(self._item, step, None, Generation(streamer, slo_of(budget, slo)))
+        return last[0]
+
+    def generate_vllm(
+        self, fn: Callable[..., T], *args: Any, slo: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> T:
+        """``gpu_profiler.generate_vllm(llm.generate, prompts, sampling_params, slo=None)``:
+        measures vLLM's ``LLM.generate`` from the per-request metrics it returns (vLLM's own
+        clock; make the LLM with ``disable_log_stats=False``). No per-token times: no ITL."""
+        session = self._session
+        if session is None:
+            return fn(*args, **kwargs)
+        calls = VllmCalls()
+        last: list[T] = []
+
+        def step() -> None:
+            outputs = fn(*args, **kwargs)
+            calls.add(outputs)  # type: ignore[arg-type]  # LLM.generate returns a list of RequestOutput
+            last[:] = [outputs]
+
+        budget: dict[str, float] = self._item.stash.get(BUDGET_KEY, {})
+        session.measure(self._item, step, None, Generation(calls, slo_of(budget, slo)))
         return last[0]
 
     def region(self, name: str) -> AbstractContextManager[Any]:

@@ -31,6 +31,7 @@ from pytest_gpuperf.measuring.backend import Backend
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.deadline import deadline
 from pytest_gpuperf.measuring.explain import Explanation, explain_memory
+from pytest_gpuperf.measuring.generation import Generation
 from pytest_gpuperf.measuring.hostclock import HostClockBackend
 from pytest_gpuperf.measuring.ncu import NCU_FALLBACK, TARGET_ENV, NcuReport, find_ncu, ncu_command, run_under_ncu
 from pytest_gpuperf.measuring.nvtx import nvtx_range
@@ -159,9 +160,12 @@ class GpuperfSession:
             self._baselines = BaselineStore(folder, key, Machine.of(env), self.rootdir)
         return self._baselines
 
-    def measure(self, item: pytest.Item, step: Callable[[], Any], items: float | None) -> Measurement:
+    def measure(
+        self, item: pytest.Item, step: Callable[[], Any], items: float | None, generation: Generation | None = None
+    ) -> Measurement:
         """Measure ``step`` for ``item``, compare it with its baseline, stage a new baseline
-        entry where the run records them, and judge it."""
+        entry where the run records them, and judge it. ``generation``: the step is a generate
+        call, and this reads its tokens."""
         done: list[Result] = item.stash.setdefault(RESULTS_KEY, [])
         label = measurement_id(item) if not done else f"{measurement_id(item)}#{len(done) + 1}"
         if self.ncu_target == label:
@@ -184,6 +188,7 @@ class GpuperfSession:
                 recording=self.policy.update,
                 consensus=self.consensus(),
                 watch_compiles=DynamoWatch,
+                generation=generation,
             )
         measured = replace(measured, comparison=self._with_lookup(measured.comparison, found, tolerance_pct))
         result = self._judged(measured, found, module, test)
@@ -526,6 +531,13 @@ def _properties(r: Result) -> list[tuple[str, object]]:
         if device.dispatch_ratio is not None:
             props.append(("dispatch_ratio", round(device.dispatch_ratio, 4)))
         props.append(("bottleneck", device.classification.kind if device.classification else ""))
+    g = m.generation
+    if g is not None:
+        props.append(("ttft_ms", round(g.ttft_ms.at(0.5).value, 6)))
+        if g.tpot_ms is not None:
+            props.append(("tpot_ms", round(g.tpot_ms.at(0.5).value, 6)))
+        if g.tokens_per_s is not None:
+            props.append(("tokens_per_s", round(g.tokens_per_s.value, 3)))
     return props
 
 

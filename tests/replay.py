@@ -23,8 +23,10 @@ class ReplayBackend:
         clock_mhz: float = 1980.0,
         torch: str = "2.11.0+cu130",
         memory_trace: Path | None = None,
+        tokens: tuple[float, float, int] = (10.0, 2.0, 8),
     ) -> None:
         self._memory_trace = memory_trace
+        self._tokens = tokens
         self._samples = itertools.cycle(list(samples_ms))
         self._trace = trace
         self._peak = peak_mem_mb
@@ -60,6 +62,9 @@ class ReplayBackend:
         shutil.copyfile(self._trace, path)
         return None
 
+    def token_clock(self) -> ReplayTokenClock:
+        return ReplayTokenClock(*self._tokens)
+
     def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
         """The recorded memory trace, where one was given; its timeline is a copy of it as JSON."""
         step()
@@ -70,3 +75,25 @@ class ReplayBackend:
         written = timeline.with_name(timeline.name + ".json")
         written.write_text("[]")
         return MemoryFiles(trace, written)
+
+
+class ReplayTokenClock:
+    """A clock on which each generate call's first token comes ``ttft_ms`` after its start and
+    each later one ``tpot_ms`` after the one before, for calls of ``tokens`` tokens: marks are
+    read in order, a call's start and then its tokens."""
+
+    name = "replay"
+
+    def __init__(self, ttft_ms: float, tpot_ms: float, tokens: int) -> None:
+        self._ttft, self._tpot, self._tokens = ttft_ms, tpot_ms, tokens
+        self._marks = 0
+
+    def mark(self) -> float:
+        position = self._marks % (self._tokens + 1)
+        call = self._marks // (self._tokens + 1)
+        self._marks += 1
+        start = call * 1e6  # calls far apart: each call's times are its own
+        return start if position == 0 else start + self._ttft + (position - 1) * self._tpot
+
+    def elapsed_ms(self, start: float, end: float) -> float:
+        return end - start

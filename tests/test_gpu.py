@@ -303,3 +303,134 @@ def test_gpuperf_ncu_names_the_top_kernels_with_their_throughput(pytester: pytes
             "*ncu's table: traces/test_gemm.py_test_gemm-*.ncu.csv",
         ]
     )
+
+
+HF_GENERATE = """
+import json
+import os
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+NEW_TOKENS = 32
+BUDGET = dict(
+    ttft_ms=float(os.environ.get("GEN_TTFT_BUDGET", "1e9")), tpot_ms=float(os.environ.get("GEN_TPOT_BUDGET", "1e9"))
+)
+
+
+def llama(variant):
+    config = transformers.LlamaConfig(
+        vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=4,
+        num_attention_heads=16, num_key_value_heads=4, max_position_embeddings=2048,
+    )
+    config._attn_implementation = os.environ.get("GEN_ATTENTION", "sdpa")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).to(device="cuda", dtype=torch.bfloat16).eval()
+    if variant == "compiled":
+        model.forward = torch.compile(model.forward, dynamic=True)
+    return model
+
+
+class EventStreamer:
+    # The test's own timing: a CUDA event at the call's start and at each put after the prompt.
+    def __init__(self):
+        self.calls = []
+
+    def start(self):
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        self.calls.append([event])
+
+    def put(self, value):
+        if len(self.calls[-1]) == 1 and value.dim() == 2 and value.shape[1] > 1:
+            return  # the prompt
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        self.calls[-1].append(event)
+
+    def end(self):
+        pass
+
+    def times(self):
+        torch.cuda.synchronize()
+        out = []
+        for start, *tokens in self.calls:
+            ms = [start.elapsed_time(t) for t in tokens]
+            out.append({"ttft_ms": ms[0], "tpot_ms": (ms[-1] - ms[0]) / (len(ms) - 1)})
+        return out
+
+
+def timed_generate(model, ids, mine, streamer):
+    mine.start()
+    with torch.inference_mode():
+        return model.generate(
+            ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
+            streamer=streamer, pad_token_id=0,
+        )
+
+
+@pytest.mark.parametrize("variant", ["eager", "compiled"])
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.gpu_budget(**BUDGET)
+def test_generate(gpu_profiler, variant, batch, request):
+    if variant not in os.environ.get("GEN_VARIANTS", "eager,compiled"):
+        pytest.skip("not asked for")
+    model = llama(variant)
+    ids = torch.randint(0, 32000, (batch, 32), device="cuda")
+    mine = EventStreamer()
+    out = gpu_profiler.generate(timed_generate, model, ids, mine, streamer=mine)
+    assert out.shape == (batch, 32 + NEW_TOKENS)
+    with open(f"own-{variant}-{batch}.json", "w") as f:
+        json.dump(mine.times(), f)
+"""
+
+
+def _generation_report(pytester: pytest.Pytester, name: str) -> dict[str, dict[str, Any]]:
+    report = json.loads((pytester.path / name).read_text())
+    return {t["test"].split("::")[-1]: t for t in report["tests"]}
+
+
+def test_ttft_and_tpot_agree_with_the_tests_own_cuda_events_in_every_timed_call(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_hf_generate=HF_GENERATE)
+    result = pytester.runpytest_subprocess("--gpuperf", "--gpuperf-json", "g.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    profiled_calls = 1 + 3  # the profiled pass: a warmup step and three steps, after the timed rounds
+    for test, row in _generation_report(pytester, "g.json").items():
+        g = row["generation"]
+        variant, batch = test.removeprefix("test_generate[").removesuffix("]").split("-")[::-1]
+        own = json.loads((pytester.path / f"own-{variant}-{batch}.json").read_text())
+        timed = own[-(g["calls"] + profiled_calls) : -profiled_calls]
+        print(f"{test}: {g['calls']} calls, TTFT p50 {g['ttft_ms']['p50']['value']:.3f} ms, "
+              f"TPOT p50 {g['tpot_ms']['p50']['value']:.3f} ms, {row['compiles']}")  # fmt: skip
+        assert g["requests"] == g["calls"] * int(batch)
+        for mine, ttft, tpot in zip(timed, g["ttft_per_call_ms"], g["tpot_per_call_ms"], strict=True):
+            assert ttft == pytest.approx(mine["ttft_ms"], rel=0.02)
+            assert tpot == pytest.approx(mine["tpot_ms"], rel=0.02)
+
+
+def test_eager_attention_fails_tpot_and_not_ttft(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_hf_generate=HF_GENERATE)
+    monkeypatch.setenv("GEN_VARIANTS", "eager")
+    args = ("--gpuperf", "-p", "no:cacheprovider", "-k", "eager and 1")
+    pytester.runpytest_subprocess(*args, "--gpuperf-json", "sdpa.json", "--gpuperf-update-baselines")
+    sdpa = _generation_report(pytester, "sdpa.json")["test_generate[1-eager]"]["generation"]
+    ttft, tpot = sdpa["ttft_ms"]["p50"]["value"], sdpa["tpot_ms"]["p50"]["value"]
+    # Budgets a user would state from that run: 15% headroom on prefill, 5% on decode.
+    monkeypatch.setenv("GEN_TTFT_BUDGET", str(1.15 * ttft))
+    monkeypatch.setenv("GEN_TPOT_BUDGET", str(1.05 * tpot))
+    monkeypatch.setenv("GEN_ATTENTION", "eager")
+    result = pytester.runpytest_subprocess(*args, "--gpuperf-json", "eager.json")
+    result.assert_outcomes(failed=1)
+    row = _generation_report(pytester, "eager.json")["test_generate[1-eager]"]
+    budgets = {b["key"]: b for b in row["budgets"]}
+    changes = {c["metric"]: c for c in row["baseline"]["changes"]}
+    eager = row["generation"]
+    print(
+        f"SDPA TTFT {ttft:.3f} ms, TPOT {tpot:.3f} ms; eager TTFT {eager['ttft_ms']['p50']['value']:.3f} ms, "
+        f"TPOT {eager['tpot_ms']['p50']['value']:.3f} ms; baseline: "
+        + ", ".join(f"{m} {changes[m]['ratio']:.3f} {changes[m]['outcome']}" for m in ("ttft_ms", "tpot_ms"))
+    )
+    assert budgets["tpot_ms"]["status"] == "fail"
+    assert budgets["ttft_ms"]["status"] == "pass"

@@ -110,6 +110,9 @@ class CudaBackend:
                     torch.cuda.synchronize()
                 prof.step()
 
+    def token_clock(self) -> CudaTokenClock:
+        return CudaTokenClock()
+
     def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
         step()  # untraced: the traced call then makes only its own allocations, not first-call caches
         torch.cuda.synchronize()
@@ -133,6 +136,22 @@ class CudaBackend:
             except Exception as exc:  # a torch without the exporter, or one that fails on this trace
                 return MemoryFiles(trace, None, f"torch.profiler could not write the memory timeline: {exc!r}")
         return MemoryFiles(trace, written)
+
+
+class CudaTokenClock:
+    """Token instants as CUDA events on the current stream: each completes when the GPU has done
+    the work launched before it (for HF generate, whose streamer gets tokens already copied to
+    the host, that is when the host had the token)."""
+
+    name = "cuda-events"
+
+    def mark(self) -> torch.cuda.Event:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def elapsed_ms(self, start: torch.cuda.Event, end: torch.cuda.Event) -> float:
+        return float(start.elapsed_time(end))
 
 
 def capture_for_ncu(step: Callable[[], Any], warmup_calls: int) -> None:

@@ -407,6 +407,11 @@ ENTRY_FIELDS = {
     "cudagraph_skips": _Field(_number),
     "compile_events": _Field(_per_kernel),
     "new_allocs_per_step": _Field(_number),
+    "ttft_ms": _Field(_positive),
+    "tpot_ms": _Field(_positive),
+    "tokens_per_s": _Field(_positive),
+    "ttft_per_call_ms": _Field(_series),
+    "tpot_per_call_ms": _Field(_series),
 }
 assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
 

@@ -23,7 +23,7 @@ class BudgetKey:
     unit: str
     higher_is_better: bool
     source: str  # "latency" (timed rounds), "trace" (profiled pass), "memory", "compile" (torch.compile's
-    # records of the test's calls) or "ranks" (torchrun)
+    # records of the test's calls), "ranks" (torchrun) or "generation" (gpu_profiler.generate's tokens)
 
 
 KEYS = {
@@ -44,6 +44,11 @@ KEYS = {
         BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
         BudgetKey("new_allocs_per_step_max", "new_allocs_per_step", "", False, "memory"),
         BudgetKey("rank_imbalance_pct_max", "compute_imbalance_pct", "%", False, "ranks"),
+        BudgetKey("ttft_ms", "ttft_p50_ms", "ms", False, "generation"),
+        BudgetKey("tpot_ms", "tpot_p50_ms", "ms", False, "generation"),
+        BudgetKey("itl_p99_ms", "itl_p99_ms", "ms", False, "generation"),
+        BudgetKey("tokens_per_s_min", "tokens_per_s", "tokens/s", True, "generation"),
+        BudgetKey("goodput_pct_min", "goodput_pct", "%", True, "generation"),
     )
 }
 

@@ -176,7 +176,7 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     if paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
         why = paced or f"the GPU waited for the host {wait:.0f}% of the step"
         latency = replace(latency, gated=False, note=HOST_BOUND_NOTE.format(why=why))
-    changes = [latency]
+    changes = [latency, *_generation_changes(baseline, current, latency, tolerance_pct)]
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
     changes.append(replace(p99, note=P99_NOTE))
     if baseline.items_per_s and current.items_per_s:
@@ -216,6 +216,33 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
         kernel_changes=moved,
         baseline_rounds_ms=baseline.round_medians_ms,
     )
+
+
+GENERATION_LATENCIES = ("ttft_ms", "tpot_ms")
+TOKENS_NOTE = "reported, not gated (it follows TTFT and TPOT, which are)"
+
+
+def _generation_changes(
+    baseline: Entry, current: Entry, latency: MetricChange, tolerance_pct: float
+) -> list[MetricChange]:
+    """A generation's prefill (TTFT) and decode (TPOT) apart, so a slower decode cannot hide
+    behind a faster prefill in the call's latency; gated where the call's latency is."""
+    changes = []
+    for metric in GENERATION_LATENCIES:
+        old, new = baseline.per_call(metric), current.per_call(metric)
+        if old.medians_ms and new.medians_ms:
+            change = latency_change(old, new, tolerance_pct, metric)
+            changes.append(change if latency.gated else replace(change, gated=False, note=latency.note))
+    if baseline.tokens_per_s and current.tokens_per_s:
+        ratio = current.tokens_per_s / baseline.tokens_per_s
+        verdict = outcome(ratio, ratio, tolerance_pct / 100.0, True)
+        changes.append(
+            MetricChange(
+                "tokens_per_s", baseline.tokens_per_s, current.tokens_per_s, ratio, ratio, ratio, verdict,
+                TOKENS_NOTE, gated=False,
+            )
+        )  # fmt: skip
+    return changes
 
 
 KERNELS_SHOWN = 5
@@ -379,11 +406,12 @@ def clock_shift(baseline: Rounds, current: Rounds) -> ClockShift | None:
     return ClockShift(statistics.median(b_clocks), statistics.median(c_clocks), max(clocks))
 
 
-def latency_change(baseline: Rounds, current: Rounds, tolerance_pct: float) -> MetricChange:
+def latency_change(baseline: Rounds, current: Rounds, tolerance_pct: float, metric: str = "p50_ms") -> MetricChange:
     """p50 against the baseline's, from per-round medians (the protocol asks it of the rounds
     so far, before there is an entry). Where the SM clock moved, the interval spans the timed
     and the clock-rescaled comparison: a verdict then holds however far the step's time
-    follows the clock."""
+    follows the clock. A generation's TTFT and TPOT (``metric``) are compared the same way,
+    from each call's median."""
     tolerance = tolerance_pct / 100.0
     before, after = list(baseline.medians_ms), list(current.medians_ms)
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
@@ -409,7 +437,7 @@ def latency_change(baseline: Rounds, current: Rounds, tolerance_pct: float) -> M
         else:
             advice = rounds_to_decide(ratio, (old.low, old.high), (new.low, new.high), len(after), tolerance)
         note = f"{note}; {advice}" if note else advice
-    return MetricChange("p50_ms", old.value, new.value, ratio, low, high, verdict, note)
+    return MetricChange(metric, old.value, new.value, ratio, low, high, verdict, note)
 
 
 def rounds_to_decide(

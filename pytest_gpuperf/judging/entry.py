@@ -48,7 +48,18 @@ class Entry:
     cudagraph_skips: float | None = None  # compiled graphs inductor did not capture as CUDA graphs
     compile_events: dict[str, float] = field(default_factory=dict)  # "graph break: where: why" -> count
     new_allocs_per_step: float | None = None  # new device allocations per timed call, after warmup
+    # A generation (gpu_profiler.generate): prefill and decode kept apart, each call's median.
+    ttft_ms: float | None = None  # median time to first token over the requests
+    tpot_ms: float | None = None  # median time per output token after the first
+    tokens_per_s: float | None = None  # output tokens per second, median over the calls
+    ttft_per_call_ms: tuple[float, ...] = ()
+    tpot_per_call_ms: tuple[float, ...] = ()
 
     @property
     def rounds(self) -> Rounds:
         return Rounds(self.round_medians_ms, self.round_clock_mhz)
+
+    def per_call(self, metric: str) -> Rounds:
+        """A generation's per-call medians of ``metric`` (ttft_ms or tpot_ms), compared as rounds are
+        (no clock series: the calls are not the rounds the clock was read after)."""
+        return Rounds(getattr(self, f"{metric.removesuffix('_ms')}_per_call_ms"), ())

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pytest_gpuperf.measuring.generation import TokenClock
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class Backend(Protocol):
 
     def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
         """Write a Chrome trace of ``steps`` calls to ``path``; None, or why there is none."""
+        ...
+
+    def token_clock(self) -> TokenClock:
+        """The clock a generation's tokens are marked on (CUDA events on the GPU)."""
         ...
 
     def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:

@@ -70,5 +70,20 @@ class HostClockBackend:
     def profile(self, step: Callable[[], Any], steps: int, path: Path) -> str | None:
         return NO_GPU
 
+    def token_clock(self) -> HostTokenClock:
+        return HostTokenClock()
+
     def profile_memory(self, step: Callable[[], Any], trace: Path, timeline: Path) -> MemoryFiles:
         return MemoryFiles(reason=NO_GPU)
+
+
+class HostTokenClock:
+    """Token instants on the host's clock: where the host waits for each token, as without a GPU."""
+
+    name = HOST_CLOCK
+
+    def mark(self) -> float:
+        return time.perf_counter()
+
+    def elapsed_ms(self, start: float, end: float) -> float:
+        return (end - start) * 1000.0

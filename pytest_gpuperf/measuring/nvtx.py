@@ -28,3 +28,16 @@ def nvtx_range(name: str) -> AbstractContextManager[Any]:
         return nullcontext()
     range_: AbstractContextManager[Any] = module.annotate(name)
     return range_
+
+
+def nvtx_push(name: str) -> None:
+    """Open a range that :func:`nvtx_pop` closes (for ranges a ``with`` block cannot span)."""
+    module = _nvtx()
+    if module is not None:
+        module.push_range(name)
+
+
+def nvtx_pop() -> None:
+    module = _nvtx()
+    if module is not None:
+        module.pop_range()

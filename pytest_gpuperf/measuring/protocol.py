@@ -43,6 +43,7 @@ from pytest_gpuperf.judging.stats import Estimate, quantile_interval
 from pytest_gpuperf.measuring.backend import Backend, CompileLog, CompileWatch, EnvInfo, RoundsInfo
 from pytest_gpuperf.measuring.config import ProtocolConfig
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
+from pytest_gpuperf.measuring.generation import Generation, GenerationStats, generation_stats
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
 
 STEADY_TOLERANCE = 0.05
@@ -72,6 +73,7 @@ class Measurement:
     ranks: RanksReport | None = None  # every rank's figures, under torchrun
     compiles: CompileLog | None = None  # what torch.compile did during the test's calls; None: not read
     compiled_in_rounds: int = 0  # compilations during the timed rounds: their time is in the samples
+    generation: GenerationStats | None = None  # gpu_profiler.generate: the timed calls' requests and tokens
 
     @property
     def device(self) -> DeviceMetrics | None:
@@ -124,6 +126,7 @@ class Measurement:
             cudagraph_skips=compile_figure(self.compiles, "cudagraph_skips")[0],
             compile_events=compile_events(self.compiles),
             new_allocs_per_step=self.new_allocs_per_step,
+            **_generation_entry(self.generation),
         )
 
     @property
@@ -136,6 +139,19 @@ NOTHING_COMPILED = (
     "nothing was compiled during this test's calls: graph breaks and CUDA-graph skips are counted where the "
     "step compiles (a step compiled before the test, in a fixture or an earlier test, shows none)"
 )
+
+
+def _generation_entry(g: GenerationStats | None) -> dict[str, Any]:
+    """A generation's baseline figures: prefill (TTFT) and decode (TPOT) apart, each call's median."""
+    if g is None:
+        return {}
+    return {
+        "ttft_ms": g.ttft_ms.at(0.5).value,
+        "tpot_ms": g.tpot_ms.at(0.5).value if g.tpot_ms is not None else None,
+        "tokens_per_s": g.tokens_per_s.value if g.tokens_per_s is not None else None,
+        "ttft_per_call_ms": g.ttft_per_call_ms,
+        "tpot_per_call_ms": g.tpot_per_call_ms,
+    }
 
 
 def compile_figure(log: CompileLog | None, metric: str) -> tuple[float | None, str]:
@@ -252,6 +268,51 @@ def _latency_budgets(
     return results
 
 
+NO_GENERATION = "the test measured no generation: gpu_profiler.generate(...) measures one"
+
+
+def _generation_budgets(
+    budget: dict[str, float], generation: Generation | None, unjudged: str | None
+) -> tuple[GenerationStats | None, list[BudgetResult]]:
+    """The generation so far and its budgets (more rounds while one is too close to call)."""
+    keys = [key for key in budget if KEYS[key].source == "generation"]
+    if generation is None:
+        return None, [judge(key, budget[key], None, NO_GENERATION) for key in keys]
+    stats = generation_stats(generation.recorder.calls(), generation.recorder.source, generation.slo)
+    results = []
+    for key in keys:
+        value, reason = generation_figure(stats, key)
+        if value is not None and unjudged is not None:
+            shown = value.value if isinstance(value, Estimate) else value
+            value, reason = None, f"{shown:.4g} {KEYS[key].unit} on the host clock; {unjudged}"
+        results.append(judge(key, budget[key], value, reason))
+    return stats, results
+
+
+def generation_figure(stats: GenerationStats, key: str) -> tuple[Estimate | float | None, str]:
+    """The figure a generation budget bounds, or why there is none."""
+    if key == "ttft_ms":
+        return stats.ttft_ms.at(0.5), ""
+    if key == "tpot_ms":
+        if stats.tpot_ms is None:
+            return None, "no request had two output tokens"
+        return stats.tpot_ms.at(0.5), ""
+    if key == "itl_p99_ms":
+        if stats.itl_ms is None:
+            return None, f"{stats.source} gives no per-token times, only per-request ones"
+        if not stats.itl_ms.supported(0.99):
+            return None, (
+                f"p99 of {stats.itl_ms.samples} token gaps: too few for its 95% interval "
+                "(more tokens per call, or more rounds)"
+            )
+        return stats.itl_ms.at(0.99), ""
+    if key == "tokens_per_s_min":
+        return stats.tokens_per_s, "" if stats.tokens_per_s is not None else "the calls took no time"
+    if stats.goodput_pct is None:
+        return None, "no SLO to count against: give ttft_ms or tpot_ms budgets, or slo= to gpu_profiler.generate"
+    return stats.goodput_pct, ""
+
+
 def _unjudged_latency(backend: Backend, config: ProtocolConfig) -> str | None:
     """Why latency budgets are not judged: a gpu_budget states GPU latency, and with no GPU
     found (--gpuperf-device auto) a CPU's time says nothing about it."""
@@ -273,11 +334,13 @@ def measure(
     tolerance_pct: float = 5.0,
     consensus: Consensus = ALONE,
     compiles: CompileWatch | None = None,
+    generation: Generation | None = None,
 ) -> Measurement:
     """Measure ``step``; with a ``baseline``, compare with it (more rounds while the
     latency comparison is inconclusive, as for a budget too close to call). Under torchrun,
     ``consensus`` makes every rank call the step equally often. ``compiles``: a watch begun
-    before the test's first call, read for what torch.compile did."""
+    before the test's first call, read for what torch.compile did. ``generation``: the step is a
+    generate call; its timed calls' tokens give TTFT, TPOT and the rest."""
     wall_started = time.perf_counter()
     warmup_calls, wall_ms_per_call = warm_up(backend, step, config, consensus)
     compiled_before_rounds = compiles.log() if compiles is not None else None
@@ -285,6 +348,8 @@ def measure(
     calls_per_round = consensus.max(max(MIN_CALLS_PER_ROUND, math.ceil(config.round_ms / max(wall_ms_per_call, 1e-6))))
     unjudged = _unjudged_latency(backend, config)
     backend.begin_rounds()
+    if generation is not None:
+        generation.recorder.collect()
     rounds: list[list[float]] = []
     clocks: list[float | None] = []
     while True:
@@ -295,12 +360,15 @@ def measure(
         samples = [t for r in rounds for t in r]
         p50, p99 = quantile_interval(samples, 0.5), quantile_interval(samples, 0.99)
         latency = _latency_budgets(budget, p50, p99, items, unjudged)
-        undecided = any(r.status == UNDECIDED for r in latency)
+        generated, latency_of_tokens = _generation_budgets(budget, generation, unjudged)
+        undecided = any(r.status == UNDECIDED for r in [*latency, *latency_of_tokens])
         if baseline is not None and not undecided and not host_paced(baseline):  # else latency is not gated
             so_far = Rounds(tuple(statistics.median(r) for r in rounds), _known(clocks))
             undecided = latency_change(baseline.rounds, so_far, tolerance_pct).outcome == INCONCLUSIVE
         if len(rounds) >= config.max_rounds or not consensus.any(undecided):
             break
+    if generation is not None:
+        generation.recorder.stop()
     rounds_info = backend.end_rounds()
     compiled = compiles.log() if compiles is not None else None
     in_rounds = compiled.since(compiled_before_rounds).compiles if compiled and compiled_before_rounds else 0
@@ -316,7 +384,7 @@ def measure(
     else:
         why_not = problem
 
-    results = [settle(r) for r in latency]
+    results = [settle(r) for r in [*latency, *latency_of_tokens]]
     results += _other_budgets(budget, trace, why_not, rounds_info, len(samples))
     results += _compile_budgets(budget, compiled)
     order = list(budget)
@@ -340,6 +408,7 @@ def measure(
         round_clock_mhz=_known(clocks),
         compiles=compiled,
         compiled_in_rounds=in_rounds,
+        generation=generated,
     )
     if baseline is None:
         return measurement
@@ -400,6 +469,7 @@ def measure_test(
     recording: bool,
     consensus: Consensus = ALONE,
     watch_compiles: Callable[[], CompileWatch] | None = None,
+    generation: Generation | None = None,
 ) -> Measurement:
     """A test's measurement: ``measure``, again where it reads as a regression (not while
     ``recording`` baselines), then, under torchrun, every rank's figures and the budgets they
@@ -422,6 +492,7 @@ def measure_test(
                 tolerance_pct=tolerance_pct,
                 consensus=consensus,
                 compiles=compiles,
+                generation=generation,
             )
 
         result = once()

@@ -11,6 +11,7 @@ from pytest_gpuperf.judging.baseline import entry_to_dict
 from pytest_gpuperf.judging.compare import Comparison
 from pytest_gpuperf.judging.verdict import Verdict
 from pytest_gpuperf.measuring.protocol import Measurement
+from pytest_gpuperf.report.generation import generation_json
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def _json(m: Measurement, verdict: Verdict, recorded: bool, trace_saved: str | N
         "new_allocations": m.rounds_info.new_allocations,
         "new_allocs_per_step": m.new_allocs_per_step,
         "compiles": asdict(m.compiles) if m.compiles is not None else None,
+        "generation": generation_json(m.generation),
         "compiled_in_rounds": m.compiled_in_rounds,
         "sm_clock_mhz": m.rounds_info.sm_clock_mhz,
         "sm_clock_max_mhz": m.rounds_info.sm_clock_max_mhz,

@@ -15,6 +15,7 @@ from pytest_gpuperf.measuring.explain import Explanation, MemoryExplanation
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
 from pytest_gpuperf.measuring.ncu import NcuReport
 from pytest_gpuperf.measuring.protocol import Measurement
+from pytest_gpuperf.report.generation import generation_lines
 from pytest_gpuperf.report.rows import Row
 from pytest_gpuperf.report.traces import operator_table
 
@@ -235,6 +236,8 @@ def failure_text(
     if m.ranks is not None:
         lines.append(f"  this is rank {rank}; {m.ranks.describe()}")
     lines += [f"  {b.describe()}" for b in verdict.over_budget]
+    if m.generation is not None:
+        lines += [f"  {line}" for line in generation_lines(m.generation, m.rounds_info.step_mem_mb)]
     syncs = m.device.sync_ops if m.device is not None else {}
     if syncs and any(b.key == "host_syncs_per_step_max" for b in verdict.over_budget):
         steps = m.device.steps if m.device is not None else 1
