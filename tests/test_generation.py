@@ -272,3 +272,41 @@ def test_a_generation_budget_without_a_generation_is_unavailable(pytester: pytes
     result.assert_outcomes(passed=1)
     (budget,) = json.loads((pytester.path / "out.json").read_text())["tests"][0]["budgets"]
     assert budget["status"] == "unavailable" and "gpu_profiler.generate" in budget["reason"]
+
+
+def test_a_kv_pools_blocks_in_use_are_read_at_each_token() -> None:
+    from pytest_gpuperf.cuda.kv_pool import KVPool
+    from pytest_gpuperf.measuring.generation import kv_probe
+
+    pool = KVPool(num_blocks=64, num_layers=2, num_kv_heads=2, block_size=4, head_dim=8, device="cpu")
+    streamer = Streamer(Ticks(), kv_probe=kv_probe(pool))
+    streamer.collect()
+    streamer.begin_call()
+    sequences = [pool.sequence() for _ in range(2)]
+    for _ in range(6):  # two requests, six tokens each: two blocks of four slots each
+        for seq in sequences:
+            pool.extend(seq, 1)
+        streamer.put([0, 0])
+    for seq in sequences:
+        pool.release(seq)  # freed at the end of the call: the peak during it counts
+    streamer.end_call()
+    g = generation_stats(streamer.calls(), "ticks", {})
+    per_block_mb = pool.stats().bytes_per_block / 2**20
+    assert g.kv_blocks_per_request == 2 and g.kv_mb_per_request == pytest.approx(2 * per_block_mb)
+    with pytest.raises(GenerationError, match="expected a kv_pool"):
+        kv_probe(object())
+
+
+def test_each_generation_is_an_nvtx_range_with_prefill_and_decode_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_gpuperf.measuring import nvtx
+
+    ranges: list[str] = []
+    recorder = SimpleNamespace(push_range=ranges.append, pop_range=lambda: ranges.append("pop"))
+    monkeypatch.setattr(nvtx, "_nvtx", lambda: recorder)
+    streamer = Streamer(Ticks(), label="test_decode")
+    streamer.begin_call()
+    streamer.put(Shaped(1, 9))  # the prompt
+    streamer.put(Shaped(1))
+    streamer.put(Shaped(1))
+    streamer.end_call()
+    assert ranges == ["test_decode", "test_decode: prefill", "pop", "test_decode: decode", "pop", "pop"]
