@@ -9,18 +9,17 @@ import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_gpuperf import __version__
 from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
 from pytest_gpuperf.analysis.ranks import rank_spread, with_balance
 from pytest_gpuperf.analysis.trace import TraceFormatError
-from pytest_gpuperf.judging.compare import REGRESSED
-from pytest_gpuperf.judging.runs import RunReportError, compare_runs
-from pytest_gpuperf.report.rows import balance_json
-from pytest_gpuperf.report.runs import render_runs
-from pytest_gpuperf.report.traces import render_ranks, render_trace
+from pytest_gpuperf.report.traces import balance_json, render_ranks, render_trace
+
+if TYPE_CHECKING:
+    pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    # Imported here: `gpuperf analyze`, one process per trace, does not pay for the measuring stack.
+    from pytest_gpuperf.judging.compare import REGRESSED
+    from pytest_gpuperf.judging.runs import RunReportError, compare_runs
+    from pytest_gpuperf.report.runs import render_runs
+
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         print("gpuperf: error: --tolerance must be a finite number, 0 or more", file=sys.stderr)
         return 2
@@ -124,6 +128,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _read_report(path: str) -> Any:
+    from pytest_gpuperf.judging.runs import RunReportError
+
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from pytest_gpuperf.analysis.ranks import RankBalance
 from pytest_gpuperf.judging.baseline import entry_to_dict
 from pytest_gpuperf.judging.compare import Comparison
 from pytest_gpuperf.judging.verdict import Verdict
 from pytest_gpuperf.measuring.protocol import Measurement
 from pytest_gpuperf.report.generation import generation_json
+from pytest_gpuperf.report.traces import balance_json
 
 
 @dataclass(frozen=True)
@@ -118,20 +118,6 @@ def _ranks_json(m: Measurement) -> dict[str, Any] | None:
         "nccl_imbalance_pct": m.ranks.nccl_imbalance_pct,
         "balance": balance_json(m.ranks.balance),
         "summary": m.ranks.describe(),
-    }
-
-
-def balance_json(found: RankBalance | None) -> dict[str, Any] | None:
-    """Who the job waits for (``straggler_rank``), by computation per step, and each rank's wait."""
-    if found is None:
-        return None
-    return {
-        "straggler_rank": found.straggler_rank,
-        "compute_imbalance_pct": found.compute_imbalance_pct,
-        "collectives_matched": found.matched,
-        "per_rank": [asdict(r) for r in found.ranks],
-        "note": found.note,
-        "summary": found.describe(),
     }
 
 

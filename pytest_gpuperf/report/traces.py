@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from pytest_gpuperf.analysis.ranks import RankBalance, RankSpread
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.judging.text import count, printable
@@ -119,3 +122,17 @@ def render_ranks(spread: RankSpread, found: RankBalance | None = None) -> str:
                 f"    rank {r.rank:<12d}{r.compute_us:10.1f}{r.nccl_us:10.1f}{r.exposed_us:10.1f}{r.wait_us:10.1f}"
             )
     return "\n".join(printable(line) for line in lines)
+
+
+def balance_json(found: RankBalance | None) -> dict[str, Any] | None:
+    """Who the job waits for (``straggler_rank``), by computation per step, and each rank's wait."""
+    if found is None:
+        return None
+    return {
+        "straggler_rank": found.straggler_rank,
+        "compute_imbalance_pct": found.compute_imbalance_pct,
+        "collectives_matched": found.matched,
+        "per_rank": [asdict(r) for r in found.ranks],
+        "note": found.note,
+        "summary": found.describe(),
+    }
