@@ -212,8 +212,11 @@ DECODE_LOOP = """
 def test_generation_budgets_judge_ttft_and_tpot_apart(pytester: pytest.Pytester) -> None:
     _conftest(pytester, ttft_ms=10.0, tpot_ms=2.0)
     pytester.makepyfile(test_gen=DECODE_LOOP.format(tpot_budget=1.5))
-    result = pytester.runpytest(*QUICK, "--gpuperf-json", "out.json")
+    result = pytester.runpytest(*QUICK, "--gpuperf-json", "out.json", "--gpuperf-html", "report.html")
     result.assert_outcomes(failed=1)
+    page = (pytester.path / "report.html").read_text()
+    assert '<tr><td>TPOT p50</td><td class="n">2 ms</td>' in page
+    assert '<tr><td>ITL p99</td><td class="n">2 ms</td><td class="muted">unsupported: 300 samples</td></tr>' in page
     result.stdout.fnmatch_lines(
         [
             "*tpot_p50_ms = 2 ms * > budget 1.5 ms (over by 33.3%)",
@@ -221,6 +224,12 @@ def test_generation_budgets_judge_ttft_and_tpot_apart(pytester: pytest.Pytester)
             "*generation (replay): 50 calls x 2 requests, 400 output tokens",
             "*TTFT p50 10 ms *; p90 10 ms *; p99 10 ms (unsupported: 100 samples)",
             "*TPOT p50 2 ms*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "test_gen.py::test_decode: generation (replay, 100 requests): TTFT p50 10 ms, TPOT p50 2 ms, "
+            "ITL p99 2 ms (unsupported), 500 tokens/s, goodput 0.0%"
         ]
     )
     text = result.stdout.str()

@@ -38,6 +38,21 @@ def generation_lines(g: GenerationStats, step_mem_mb: float | None, indent: str 
     return lines
 
 
+def generation_summary(g: GenerationStats) -> str:
+    """One line under the report's table: the medians, the pooled gaps' p99, the rate, goodput."""
+    parts = [f"TTFT p50 {g.ttft_ms.at(0.5).value:.4g} ms"]
+    if g.tpot_ms is not None:
+        parts.append(f"TPOT p50 {g.tpot_ms.at(0.5).value:.4g} ms")
+    if g.itl_ms is not None:
+        p99 = g.itl_ms.at(0.99)
+        parts.append(f"ITL p99 {p99.value:.4g} ms" + ("" if g.itl_ms.supported(0.99) else " (unsupported)"))
+    if g.tokens_per_s is not None:
+        parts.append(f"{g.tokens_per_s.value:.4g} tokens/s")
+    if g.goodput_pct is not None:
+        parts.append(f"goodput {g.goodput_pct:.1f}%")
+    return f"generation ({g.source}, {g.requests} requests): " + ", ".join(parts)
+
+
 def _spread(p: Percentiles) -> str:
     parts = []
     for q in PERCENTILES:

@@ -114,6 +114,7 @@ def _test_section(t: dict[str, Any]) -> str:
         "<table>",
         _figure_row("p50", t["p50_ms"]),
         _figure_row("p99", t["p99_ms"]),
+        *_generation_rows(t.get("generation")),
         f'<tr><td>against baseline</td><td colspan="2">{html.escape(str(b["summary"]))}</td></tr>',
         "</table>",
         _rounds_plot(t.get("round_medians_ms") or [], b.get("baseline_rounds_ms") or []),
@@ -130,6 +131,30 @@ def _test_section(t: dict[str, Any]) -> str:
         out.append(f"<pre>{html.escape(t['failure'])}</pre>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _generation_rows(g: dict[str, Any] | None) -> list[str]:
+    """A generation's TTFT and TPOT medians and the pooled gaps' p99, each with its interval."""
+    if g is None:
+        return []
+    rows = []
+    for label, metric, percentile in (
+        ("TTFT p50", "ttft_ms", "p50"),
+        ("TPOT p50", "tpot_ms", "p50"),
+        ("ITL p99", "itl_ms", "p99"),
+    ):
+        spread = g.get(metric)
+        if spread is None:
+            continue
+        estimate = spread[percentile]
+        if estimate["supported"]:
+            rows.append(_figure_row(label, estimate))
+        else:
+            shown = f'<td class="n">{_number(estimate["value"])} ms</td>'
+            rows.append(
+                f'<tr><td>{label}</td>{shown}<td class="muted">unsupported: {spread["samples"]} samples</td></tr>'
+            )
+    return rows
 
 
 def _figure_row(label: str, estimate: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from pytest_gpuperf.judging.baseline import entry_to_dict
 from pytest_gpuperf.judging.compare import Comparison
 from pytest_gpuperf.judging.verdict import Verdict
 from pytest_gpuperf.measuring.protocol import Measurement
-from pytest_gpuperf.report.generation import generation_json
+from pytest_gpuperf.report.generation import generation_json, generation_summary
 from pytest_gpuperf.report.traces import balance_json
 
 
@@ -31,6 +31,7 @@ class Row:
     throttled: bool
     over_budget: bool
     ranks_summary: str | None  # every rank's figures, under torchrun
+    generation_summary: str | None  # TTFT, TPOT and the rest, for gpu_profiler.generate
     json: dict[str, Any]  # the JSON report's object for this measurement
 
     def to_wire(self) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def row(
         throttled=m.rounds_info.throttled,
         over_budget=bool(verdict.over_budget),
         ranks_summary=m.ranks.describe() if m.ranks is not None else None,
+        generation_summary=generation_summary(m.generation) if m.generation is not None else None,
         json={**_json(m, verdict, recorded, trace_saved), "failure": failure},
     )
 

@@ -75,6 +75,7 @@ def table(rows: Sequence[Row], *, lost: Sequence[str], baseline_lines: Sequence[
             reasons[key] = reasons.get(key, 0) + 1
     lines += [f"{status} ({n} test{'s' if n > 1 else ''}): {why}" for (status, why), n in reasons.items()]
     lines += [f"{r.test}: {r.ranks_summary}" for r in rows if r.ranks_summary]
+    lines += [f"{r.test}: {r.generation_summary}" for r in rows if r.generation_summary]
     lines += [f"baselines: {line}" for line in baseline_lines]
     return [printable(line) for line in [*lines, *lost_lines]]
 
