@@ -7,16 +7,20 @@
 3. Paged decode on the kv_pool fixture: the KV cache in preallocated blocks, as a
    serving engine keeps it; still eager, and allocating no device memory per step.
 4. Prefill of 16 x 1024 tokens: large matrix products; classified compute-bound.
+5. A request served on the paged pool, timed per token: time to first token (the prefill)
+   and time per output token (each decode step) are judged apart.
 
 Run: pytest --gpuperf examples/  (without --gpuperf each body runs once, as a test)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
-from examples.conftest import CONFIG, DEVICE, PREFILL_BATCH, PREFILL_TOKENS
+from examples.conftest import CONFIG, DEVICE, ON_GPU, PAGE_TOKENS, PREFILL_BATCH, PREFILL_TOKENS, PROMPT_TOKENS
 from examples.tiny_llama import Decoder, PagedDecoder, TinyLlama
 
 
@@ -48,3 +52,36 @@ def test_prefill(gpu_profiler, model: TinyLlama) -> None:
     prompt = torch.randint(0, CONFIG.vocab, (PREFILL_BATCH, PREFILL_TOKENS), device=DEVICE)
     logits = gpu_profiler(decoder.prefill, prompt, items=PREFILL_BATCH * PREFILL_TOKENS)
     assert logits.shape == (PREFILL_BATCH, CONFIG.vocab)
+
+
+GENERATED_TOKENS = 32 if ON_GPU else 8
+
+
+def serve(model: TinyLlama, pool: Any, prompt: torch.Tensor, tokens: int, streamer: Any) -> torch.Tensor:
+    """One request on the paged pool: prefill, then a token per decode step, each handed to the
+    streamer as it is made (on the device: no sync); the request's blocks go back at the end."""
+    decoder = PagedDecoder(model, pool, max_tokens=CONFIG.max_seq)
+    try:
+        decoder.prefill(prompt)
+        streamer.put(decoder.token)  # the first token comes from the prefill
+        for _ in range(tokens - 1):
+            streamer.put(decoder.decode_step())
+    finally:
+        pool.release(decoder.cache.seq)
+    return decoder.token
+
+
+@pytest.mark.gpu_budget(ttft_ms=200, tpot_ms=100, peak_mem_mb=4096)
+def test_serve_a_request(gpu_profiler, model: TinyLlama, kv_pool) -> None:
+    pool = kv_pool(
+        num_blocks=CONFIG.max_seq // PAGE_TOKENS,
+        num_layers=CONFIG.layers,
+        num_kv_heads=CONFIG.kv_heads,
+        block_size=PAGE_TOKENS,
+        head_dim=CONFIG.head_dim,
+        dtype=model.lm_head.weight.dtype,
+        device=DEVICE,
+    )
+    prompt = torch.randint(0, CONFIG.vocab, (1, PROMPT_TOKENS), device=DEVICE)
+    token = gpu_profiler.generate(serve, model, pool, prompt, GENERATED_TOKENS, kv_pool=pool)
+    assert token.shape == (1, 1) and pool.stats().blocks_used == 0
