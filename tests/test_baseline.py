@@ -14,10 +14,12 @@ from pytest_gpuperf.judging.baseline import (
     entry_from_dict,
     entry_to_dict,
     machine_key,
+    parse,
     read,
     render,
     write_atomic,
 )
+from pytest_gpuperf.judging.compare import SAME, compare
 from pytest_gpuperf.judging.entry import Entry
 from pytest_gpuperf.measuring.backend import EnvInfo
 
@@ -193,3 +195,23 @@ def test_versions_that_are_str_subclasses_are_written_as_plain_strings() -> None
 
     machine = Machine.of(EnvInfo("cuda-events", "NVIDIA H100 80GB HBM3", torch=TorchVersion("2.11.0+cu130")))
     assert "torch: 2.11.0+cu130" in render(machine, {"test_a": ENTRY})
+
+
+def test_counts_per_step_are_kept_whole_and_read_back_the_same(tmp_path: Path) -> None:
+    # An H100 example served a request at 14616.67 kernels per step; kept to four digits
+    # (14620) the next process's identical count read as a regression.
+    steps = 3
+    entry = Entry(
+        samples=50, p50_ms=351.2, p99_ms=513.7, p99_ci_ms=(480.0, 520.0), round_medians_ms=(350.0,) * 10,
+        kernels_per_step=43850 / steps, launches_per_step=1 / steps, cpu_ops_per_step=75121 / steps,
+        kernels={"nvjet_sm90": 2000 / steps},
+    )  # fmt: skip
+    kept = entry_to_dict(entry)
+    assert kept["kernels_per_step"] == 14616.666667 and kept["launches_per_step"] == 0.333333
+    text = render(Machine(gpu="g"), {"t": entry})
+    assert "kernels_per_step: 14616.666667" in text
+    (again,) = parse(tmp_path / "b.yaml", text).entries.values()
+    comparison = compare(again, entry, 5.0)
+    counted = {c.metric: c.outcome for c in comparison.changes if c.metric in ("kernels_per_step", "launches_per_step")}
+    assert counted == {"kernels_per_step": SAME, "launches_per_step": SAME}
+    assert all(c.metric != "kernel mix" for c in comparison.changes)

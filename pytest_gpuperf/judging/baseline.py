@@ -27,12 +27,13 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from pytest_gpuperf.judging.entry import Entry
+from pytest_gpuperf.judging.entry import COUNT_FIELDS, Entry
 from pytest_gpuperf.judging.testids import base_test, module_file
 from pytest_gpuperf.judging.text import brief, count, finite
 
 SCHEMA = 1
-DIGITS = 4  # significant digits kept for every number
+DIGITS = 4  # significant digits kept for every number but counts
+COUNT_DECIMALS = 6
 
 
 class BaselineError(Exception):
@@ -105,6 +106,13 @@ def _round(value: float) -> float | int:
     return int(rounded) if float(rounded).is_integer() and abs(rounded) < 1e15 else rounded
 
 
+def _round_count(value: float) -> float | int:
+    """A count per step (a whole count over the profiled steps) to six decimals: exact enough to
+    compare exactly, however large."""
+    rounded = round(value, COUNT_DECIMALS)
+    return int(rounded) if float(rounded).is_integer() and abs(rounded) < 1e15 else rounded
+
+
 def entry_to_dict(entry: Entry) -> dict[str, Any]:
     """The entry as YAML-ready data; absent metrics are left out."""
     out: dict[str, Any] = {}
@@ -112,12 +120,13 @@ def entry_to_dict(entry: Entry) -> dict[str, Any]:
         value = getattr(entry, f.name)
         if value is None or value == () or value == {}:
             continue
+        rounding = _round_count if f.name in COUNT_FIELDS else _round
         if isinstance(value, dict):
-            value = {name: _round(v) for name, v in sorted(value.items())}
+            value = {name: rounding(v) for name, v in sorted(value.items())}
         elif isinstance(value, tuple):
-            value = _FlowList(_round(v) for v in value)
+            value = _FlowList(rounding(v) for v in value)
         elif isinstance(value, float):
-            value = _round(value)
+            value = rounding(value)
         out[f.name] = value
     return out
 

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
+from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, EXACT_COUNTS, Entry, Rounds
 from pytest_gpuperf.judging.stats import quantile_interval
 
 REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
@@ -203,7 +203,8 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
                 changes[-1] = replace(changes[-1], note=f"compared exactly; {named}")
     added = tuple(sorted(set(current.kernels) - set(baseline.kernels)))
     removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
-    if baseline.kernels and current.kernels and not (added or removed) and baseline.kernels != current.kernels:
+    same_names = bool(baseline.kernels and current.kernels) and not (added or removed)
+    if same_names and any(not _same_count(n, current.kernels[k]) for k, n in baseline.kernels.items()):
         changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
     moved = kernel_changes(baseline.kernel_us, current.kernel_us, current.p50_ms)
     return Comparison(
@@ -317,23 +318,17 @@ def _point_change(metric: str, old: float, new: float, tolerance: float, higher_
     return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, note)
 
 
+COUNT_SLACK = 1e-6  # baselines keep counts per step to six decimals; a real change is 1/steps or more
+
+
+def _same_count(old: float, new: float) -> bool:
+    return math.isclose(old, new, rel_tol=1e-9, abs_tol=COUNT_SLACK)
+
+
 def _count_change(metric: str, old: float, new: float) -> MetricChange:
     ratio = _ratio(old, new)
-    verdict = SAME if math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-9) else REGRESSED if new > old else IMPROVED
+    verdict = SAME if _same_count(old, new) else REGRESSED if new > old else IMPROVED
     return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, "compared exactly")
-
-
-# Counts compared exactly: what the step does, which noise does not move.
-EXACT_COUNTS = (
-    "kernels_per_step",
-    "launches_per_step",
-    "host_syncs_per_step",
-    "cpu_ops_per_step",
-    "graph_breaks",
-    "recompiles",
-    "cudagraph_skips",
-    "new_allocs_per_step",
-)
 
 
 def _what_grew(metric: str, baseline: Entry, current: Entry) -> str:
@@ -355,7 +350,7 @@ def _grown(old: dict[str, float], new: dict[str, float]) -> str:
 
 
 def _kernel_mix_change(old: dict[str, float], new: dict[str, float]) -> MetricChange:
-    moved = sorted(name for name in old if not math.isclose(old[name], new[name], rel_tol=1e-9))
+    moved = sorted(name for name in old if not _same_count(old[name], new[name]))
     names = ", ".join(f"{n} {old[n]:g} -> {new[n]:g}" for n in moved[:3]) + (" ..." if len(moved) > 3 else "")
     return MetricChange("kernel mix", len(old), len(new), 1.0, 1.0, 1.0, SAME, f"per-step counts moved: {names}")
 

@@ -19,6 +19,22 @@ class Rounds(NamedTuple):
 COMPILE_EVENT_KINDS = {"graph_breaks": "graph break", "recompiles": "recompile", "cudagraph_skips": "cudagraph skip"}
 
 
+# Counts compared exactly: what the step does, which noise does not move.
+EXACT_COUNTS = (
+    "kernels_per_step",
+    "launches_per_step",
+    "host_syncs_per_step",
+    "cpu_ops_per_step",
+    "graph_breaks",
+    "recompiles",
+    "cudagraph_skips",
+    "new_allocs_per_step",
+)
+# Baselines keep counts whole, not to four digits: 14616.67 kernels per step kept as 14620
+# read back as a regression in the next process (an H100 example served a request that way).
+COUNT_FIELDS = frozenset({*EXACT_COUNTS, "kernels", "sync_ops", "compile_events"})
+
+
 @dataclass(frozen=True)
 class Entry:
     """What a baseline keeps of one measured test, and what a new measurement is compared as."""
