@@ -30,7 +30,7 @@ from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
 from pytest_gpuperf.measuring.backend import Backend
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.deadline import deadline
-from pytest_gpuperf.measuring.explain import Explanation, explain_memory
+from pytest_gpuperf.measuring.explain import Explanation, MemoryExplanation, explain_memory
 from pytest_gpuperf.measuring.generation import Generation
 from pytest_gpuperf.measuring.hostclock import HostClockBackend
 from pytest_gpuperf.measuring.ncu import NCU_FALLBACK, TARGET_ENV, NcuReport, find_ncu, ncu_command, run_under_ncu
@@ -214,7 +214,10 @@ class GpuperfSession:
     def _explain(self, item: pytest.Item, step: Callable[[], Any], m: Measurement, label: str) -> Explanation:
         memory = None
         budget: dict[str, float] = item.stash.get(BUDGET_KEY, {})
-        if wants_memory(budget):
+        if wants_memory(budget) and self.placement.world_size > 1:
+            # Ranks fail apart: one rank's extra call would wait forever on the others' collectives.
+            memory = MemoryExplanation(reason="no memory-profiled call under torchrun (ranks fail apart)")
+        elif wants_memory(budget):
             with gpu_turn(self.placement.gpu_lock_dir, self.placement.gpu):
                 trace, timeline = self._explain_files(m, ".memory.pt.trace.json.gz", ".memory")
                 memory = explain_memory(self.backend, step, trace, timeline)
