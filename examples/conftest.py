@@ -7,6 +7,8 @@ host clock there, with the GPU metrics reported unavailable).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -37,9 +39,9 @@ def decoder(model: TinyLlama) -> Decoder:
 
 
 @pytest.fixture
-def paged_decoder(model: TinyLlama, kv_pool) -> PagedDecoder:
-    """The same decoder on a paged KV pool (pytest-gpuperf's kv_pool): prompt read, ready to generate."""
-    pool = kv_pool(
+def paged_pool(kv_pool) -> Any:
+    """A paged KV pool (pytest-gpuperf's kv_pool) that holds one sequence of the model's longest."""
+    return kv_pool(
         num_blocks=CONFIG.max_seq // PAGE_TOKENS,
         num_layers=CONFIG.layers,
         num_kv_heads=CONFIG.kv_heads,
@@ -48,6 +50,12 @@ def paged_decoder(model: TinyLlama, kv_pool) -> PagedDecoder:
         dtype=DTYPE,
         device=DEVICE,
     )
+
+
+@pytest.fixture
+def paged_decoder(model: TinyLlama, paged_pool: Any) -> PagedDecoder:
+    """The same decoder on the paged pool: prompt read, ready to generate."""
+    pool = paged_pool
     decoder = PagedDecoder(model, pool, max_tokens=CONFIG.max_seq)
     torch.manual_seed(1)
     decoder.prefill(torch.randint(0, CONFIG.vocab, (1, PROMPT_TOKENS), device=DEVICE))

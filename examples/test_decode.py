@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import torch
 
-from examples.conftest import CONFIG, DEVICE, ON_GPU, PAGE_TOKENS, PREFILL_BATCH, PREFILL_TOKENS, PROMPT_TOKENS
+from examples.conftest import CONFIG, DEVICE, ON_GPU, PREFILL_BATCH, PREFILL_TOKENS, PROMPT_TOKENS
 from examples.tiny_llama import Decoder, PagedDecoder, TinyLlama
 
 
@@ -76,16 +76,8 @@ def serve(model: TinyLlama, pool: Any, prompt: torch.Tensor, tokens: int, stream
 
 
 @pytest.mark.gpu_budget(ttft_ms=200, tpot_ms=100, peak_mem_mb=4096)
-def test_serve_a_request(gpu_profiler, model: TinyLlama, kv_pool) -> None:
-    pool = kv_pool(
-        num_blocks=CONFIG.max_seq // PAGE_TOKENS,
-        num_layers=CONFIG.layers,
-        num_kv_heads=CONFIG.kv_heads,
-        block_size=PAGE_TOKENS,
-        head_dim=CONFIG.head_dim,
-        dtype=model.lm_head.weight.dtype,
-        device=DEVICE,
-    )
+def test_serve_a_request(gpu_profiler, model: TinyLlama, paged_pool: Any) -> None:
+    pool = paged_pool
     prompt = torch.randint(0, CONFIG.vocab, (1, PROMPT_TOKENS), device=DEVICE)
     token = gpu_profiler.generate(serve, model, pool, prompt, GENERATED_TOKENS, kv_pool=pool)
     assert token.shape == (1, 1) and pool.stats().blocks_used == 0
