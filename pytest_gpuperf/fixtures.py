@@ -60,8 +60,6 @@ class GpuProfiler:
         (against ``slo``, else the ttft_ms and tpot_ms budgets) are judged against the
         test's gpu_budget and baseline. ``kv_pool``: a kv_pool whose blocks in use are read
         at each token. A ``streamer=`` of the test's own is called too."""
-        if "streamer" in kwargs and kwargs["streamer"] is None:
-            del kwargs["streamer"]
         also = kwargs.pop("streamer", None)
         session = self._session
         if session is None:  # no --gpuperf: one plain call, the test's own streamer (if any) passed on
