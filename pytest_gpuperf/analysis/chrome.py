@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Iterator
 from math import isfinite
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard, cast
 
 import msgspec
 
@@ -83,6 +84,7 @@ class _Trace(msgspec.Struct, gc=False):  # no cycles: the collector need not tra
 
 
 _NO_ARGS = _Args()
+_ARGS_DECODER = msgspec.json.Decoder(_Args)
 _Document = _Trace | _Events | _Scalar
 _DECODER = msgspec.json.Decoder(_Document)
 _JSON_TYPES = {
@@ -101,30 +103,50 @@ def _json_type(value: Any) -> str:
 
 
 MAX_TRACE_BYTES = 4 * 2**30  # JSON text; a million-event trace is about 320 MB
-_GUNZIP_CHUNK = 64 * 2**20
+# Compressed bytes per decompression call: each call's output (about ten times as much) stays
+# in the CPU's cache for whoever reads it next, and the output limit is checked often.
+_GUNZIP_PIECE = 64 * 2**10
+
+
+class Inflater(Protocol):
+    """zlib, or a module with zlib's decompressobj (isal.isal_zlib)."""
+
+    error: type[Exception]
+
+    def decompressobj(self, wbits: int) -> Any: ...
+
+
+def gunzip_chunks(
+    raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater: Inflater = cast(Inflater, zlib)
+) -> Iterator[bytes]:
+    """The text of every gzip member of ``raw``, in pieces, refusing more than ``limit`` bytes
+    of output (a few MB of gzip can expand to many GB)."""
+    view = memoryview(raw)
+    at = total = 0
+    try:
+        while at < len(view):
+            member = inflater.decompressobj(wbits=31)
+            while at < len(view) and not member.eof:
+                piece = view[at : at + _GUNZIP_PIECE]
+                at += len(piece)
+                out = member.decompress(piece)
+                total += len(out)
+                if total > limit:
+                    raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
+                if out:
+                    yield out
+            if not member.eof:
+                raise TraceFormatError(name, "corrupt or truncated gzip data (the stream ends early)")
+            at -= len(member.unused_data)  # where the next member starts, if any
+            while at < len(view) and view[at] == 0:  # padding between members
+                at += 1
+    except inflater.error as exc:
+        raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
 
 
 def gunzip(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES) -> bytes:
-    """Decompress every gzip member of ``raw``, refusing more than ``limit`` bytes of output
-    (a few MB of gzip can expand to many GB)."""
-    out = bytearray()
-    data = raw
-    try:
-        while data:
-            member = zlib.decompressobj(wbits=31)
-            while True:
-                out += member.decompress(data, _GUNZIP_CHUNK)
-                if len(out) > limit:
-                    raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
-                data = member.unconsumed_tail
-                if member.eof or not data:
-                    break
-            if not member.eof:
-                raise TraceFormatError(name, "corrupt or truncated gzip data (the stream ends early)")
-            data = member.unused_data.lstrip(b"\x00")  # the next member, if any (padding allowed)
-    except zlib.error as exc:
-        raise TraceFormatError(name, f"corrupt or truncated gzip data ({exc})") from None
-    return bytes(out)
+    """Decompress every gzip member of ``raw`` (see :func:`gunzip_chunks`)."""
+    return b"".join(gunzip_chunks(raw, name, limit))
 
 
 def decode(raw: bytes, name: str) -> Any:
@@ -155,22 +177,28 @@ def _describe_json_error(message: str, raw: bytes) -> str:
 
 def from_chrome(document: Any, source: str, *, time_unit: str = "us") -> Trace:
     """Build a :class:`Trace` from a decoded Chrome trace (object or event array)."""
-    if time_unit not in _TIME_UNITS:
-        raise ValueError(f"time_unit must be one of {sorted(_TIME_UNITS)}, not {time_unit!r}")
+    scale = time_scale(time_unit)
     if isinstance(document, _Trace):
         events = document.traceEvents
         if not isinstance(events, list):
             raise TraceFormatError(source, "no 'traceEvents' array: not a Chrome/Kineto trace")
         trace = Trace(
-            source, device_names=_device_names(document.deviceProperties), rank=_rank(document.distributedInfo)
+            source, device_names=device_names(document.deviceProperties), rank=trace_rank(document.distributedInfo)
         )
     elif isinstance(document, list):
         events, trace = document, Trace(source)
     else:
         raise TraceFormatError(source, f"top level is {_json_type(document)}, expected an object")
     with collector_paused():
-        _read_events(trace, events, _TIME_UNITS[time_unit])
+        _read_events(trace, events, scale)
     return trace
+
+
+def time_scale(time_unit: str) -> float:
+    """Microseconds per unit of a trace's ts and dur."""
+    if time_unit not in _TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {sorted(_TIME_UNITS)}, not {time_unit!r}")
+    return _TIME_UNITS[time_unit]
 
 
 def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
@@ -243,7 +271,7 @@ def _read_events(trace: Trace, events: list[Any], scale: float) -> None:
         host.append((start, end))  # an operator
         ops.append((start, end))
         op_names.append(name)
-        if name in _MATMUL_OPS or name in _ATTENTION_OPS or name == _CONV_OP or args.flops is not None:
+        if name in FLOP_OPERATORS or args.flops is not None:
             flop_op = _flop_op(name, args)
             if flop_op is not None:
                 trace.flop_ops.append(flop_op)
@@ -262,7 +290,8 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return kind is float and math.isfinite(value)
 
 
-def _device_names(props: Any) -> dict[int, str]:
+def device_names(props: Any) -> dict[int, str]:
+    """GPU names by device id, from a trace's ``deviceProperties``."""
     names: dict[int, str] = {}
     if isinstance(props, list):
         for entry in props:
@@ -271,7 +300,8 @@ def _device_names(props: Any) -> dict[int, str]:
     return names
 
 
-def _rank(info: Any) -> int | None:
+def trace_rank(info: Any) -> int | None:
+    """The rank in a trace's ``distributedInfo``, if it names one."""
     if isinstance(info, dict) and type(info.get("rank")) is int:
         return int(info["rank"])
     return None
@@ -311,6 +341,14 @@ _ATTENTION_OPS = {
     "aten::_scaled_dot_product_cudnn_attention",
 }
 _CONV_OP = "aten::convolution"
+FLOP_OPERATORS = frozenset({*_MATMUL_OPS, *_ATTENTION_OPS, _CONV_OP})
+
+
+def flop_op_of(name: str, args_json: bytes | None) -> FlopOp | None:
+    """:func:`_flop_op` for an operator whose ``args`` object is given as JSON text (the native
+    scanner's way); the decoder's error where the text holds what the document decoder rejects."""
+    args = _ARGS_DECODER.decode(args_json) if args_json is not None else _NO_ARGS
+    return _flop_op(name, args)
 
 
 def _flop_op(name: str, args: _Args) -> FlopOp | None:

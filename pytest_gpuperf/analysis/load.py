@@ -9,7 +9,10 @@ from typing import Any
 import msgspec
 
 from pytest_gpuperf.analysis.chrome import MAX_TRACE_BYTES, decode, from_chrome, gunzip
+from pytest_gpuperf.analysis.native import scan_file
 from pytest_gpuperf.analysis.trace import Trace, TraceFormatError
+
+_SQLITE = b"SQLite format 3\x00"
 
 
 def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "us") -> Trace:
@@ -37,13 +40,21 @@ def _load_file(path: Path, name: str, time_unit: str) -> Trace:
         size = path.stat().st_size
         if size > MAX_TRACE_BYTES:
             raise TraceFormatError(name, f"{size} bytes: larger than gpuperf reads ({MAX_TRACE_BYTES} bytes)")
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            head = file.read(len(_SQLITE))
     except OSError as exc:
         raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
-    if raw.startswith(b"SQLite format 3\x00"):
+    if head == _SQLITE:
         from pytest_gpuperf.analysis.nsys import load_nsys  # sqlite3 only when needed
 
         return load_nsys(path)
+    scanned = scan_file(path, name, time_unit)
+    if scanned is not None:
+        return scanned
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
     if raw[:2] == b"\x1f\x8b":
         raw = gunzip(raw, name)
     document = decode(raw, name)

@@ -84,12 +84,27 @@ class Trace:
         self.host.append((start, end))
         if correlation is not None:
             self.api_calls[correlation] = call
-        if is_sync_call(name):
+        kind = api_call_kind(name)
+        if kind == SYNC_CALL:
             self.syncs.append((start, end))
-        elif is_allocation_call(name):
+        elif kind == ALLOCATION_CALL:
             self.allocations.append(call)
-        elif is_free_call(name):
+        elif kind == FREE_CALL:
             self.frees.append(call)
+
+
+OTHER_CALL, SYNC_CALL, ALLOCATION_CALL, FREE_CALL = range(4)
+
+
+def api_call_kind(name: str) -> int:
+    """What a CUDA call is to the analysis, by its name (the native scanner asks once per name)."""
+    if is_sync_call(name):
+        return SYNC_CALL
+    if is_allocation_call(name):
+        return ALLOCATION_CALL
+    if is_free_call(name):
+        return FREE_CALL
+    return OTHER_CALL
 
 
 def is_sync_call(name: str) -> bool:
