@@ -54,6 +54,7 @@ static inline const char *skip_plain(const char *p, const char *end) {
 }
 
 static inline const char *skip_ws(const char *p, const char *end) {
+    if (p < end && (unsigned char)*p > ' ') return p; /* the usual case: no whitespace */
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
@@ -597,10 +598,9 @@ static int role_of(const Str *cat) {
     return R_NONE;
 }
 
-static int key_is(const Str *key, const char *word) {
-    size_t n = strlen(word);
-    return (size_t)key->len == n && memcmp(key->ptr, word, n) == 0;
-}
+/* A key against a literal: the length first, then a compare of known size (inlined). */
+#define KEY_IS(key, literal) \
+    ((key)->len == (Py_ssize_t)sizeof(literal) - 1 && memcmp((key)->ptr, literal, sizeof(literal) - 1) == 0)
 
 /* The members of an event's "args" object that the reader uses. */
 static Status read_args(Scanner *self, const char **pp, const char *end, Event *ev) {
@@ -625,14 +625,14 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
         int bit = 0;
         switch (key.len) {
             case 11:
-                if (key_is(&key, "correlation")) target = &ev->correlation, bit = 1;
+                if (KEY_IS(&key, "correlation")) target = &ev->correlation, bit = 1;
                 break;
             case 6:
-                if (key_is(&key, "device")) target = &ev->device, bit = 2;
-                else if (key_is(&key, "stream")) target = &ev->stream, bit = 4;
+                if (KEY_IS(&key, "device")) target = &ev->device, bit = 2;
+                else if (KEY_IS(&key, "stream")) target = &ev->stream, bit = 4;
                 break;
             case 5:
-                if (key_is(&key, "flops")) bit = 8;
+                if (KEY_IS(&key, "flops")) bit = 8;
                 break;
         }
         if (bit & seen) return DECLINE; /* a repeated field: the decoder keeps the last */
@@ -688,18 +688,18 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
         int bit = 0;
         switch (key.len) {
             case 2:
-                if (key_is(&key, "ph")) num = &ev->ph_num, str = &ev->ph, scratch = &self->scratch[0], bit = 1;
-                else if (key_is(&key, "ts")) num = &ev->ts, bit = 2;
+                if (KEY_IS(&key, "ph")) num = &ev->ph_num, str = &ev->ph, scratch = &self->scratch[0], bit = 1;
+                else if (KEY_IS(&key, "ts")) num = &ev->ts, bit = 2;
                 break;
             case 3:
-                if (key_is(&key, "cat")) num = &ev->cat_num, str = &ev->cat, scratch = &self->scratch[1], bit = 4;
-                else if (key_is(&key, "dur")) num = &ev->dur, bit = 8;
-                else if (key_is(&key, "pid")) num = &ev->pid, bit = 16;
-                else if (key_is(&key, "tid")) num = &ev->tid, bit = 32;
+                if (KEY_IS(&key, "cat")) num = &ev->cat_num, str = &ev->cat, scratch = &self->scratch[1], bit = 4;
+                else if (KEY_IS(&key, "dur")) num = &ev->dur, bit = 8;
+                else if (KEY_IS(&key, "pid")) num = &ev->pid, bit = 16;
+                else if (KEY_IS(&key, "tid")) num = &ev->tid, bit = 32;
                 break;
             case 4:
-                if (key_is(&key, "name")) num = &ev->name_num, str = &ev->name, scratch = &self->scratch[2], bit = 64;
-                else if (key_is(&key, "args")) bit = 128;
+                if (KEY_IS(&key, "name")) num = &ev->name_num, str = &ev->name, scratch = &self->scratch[2], bit = 64;
+                else if (KEY_IS(&key, "args")) bit = 128;
                 break;
         }
         if (bit & seen) return DECLINE; /* a repeated field: the decoder keeps the last */
@@ -735,6 +735,9 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
 
 static const double TIME_LIMIT_US = 1e15; /* as chrome.py's _TIME_LIMIT_US */
 
+/* The tuples made here hold only floats, ints, strings and None, so they can be in no reference
+   cycle: they are untracked, and the collector never walks the million of them (it untracks
+   such tuples itself, but only after walking them once). */
 static PyObject *pair(PyObject *a, PyObject *b) {
     PyObject *t = PyTuple_New(2);
     if (t == NULL) return NULL;
@@ -742,6 +745,7 @@ static PyObject *pair(PyObject *a, PyObject *b) {
     Py_INCREF(b);
     PyTuple_SET_ITEM(t, 0, a);
     PyTuple_SET_ITEM(t, 1, b);
+    PyObject_GC_UnTrack(t);
     return t;
 }
 
@@ -753,6 +757,7 @@ static PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(t, i, items[i]);
+    PyObject_GC_UnTrack(t);
     return t;
 }
 
@@ -916,7 +921,7 @@ static Status read_member(Scanner *self, const char **pp, const char *end) {
     if (*p != ':') return DECLINE;
     p = skip_ws(p + 1, end);
     if (p >= end) return MORE;
-    int bit = key_is(&key, "traceEvents") ? 1 : key_is(&key, "deviceProperties") ? 2 : key_is(&key, "distributedInfo") ? 4 : 0;
+    int bit = KEY_IS(&key, "traceEvents") ? 1 : KEY_IS(&key, "deviceProperties") ? 2 : KEY_IS(&key, "distributedInfo") ? 4 : 0;
     if (bit & self->seen_top) return DECLINE;
     self->seen_top |= bit; /* set only once the member is committed below */
     if (bit == 1) {

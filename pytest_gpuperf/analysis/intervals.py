@@ -6,26 +6,33 @@ that merges, clips and measures them. Inputs need not be sorted.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 Interval = tuple[float, float]
 
 
+_START, _END = itemgetter(0), itemgetter(1)
+
+
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Union of ``intervals`` as sorted, disjoint, non-touching intervals."""
-    ordered = sorted(intervals)
+    # By start alone: the union does not depend on the order of equal starts, and float keys sort fastest.
+    ordered = sorted(intervals, key=_START)
     merged: list[Interval] = []
     if not ordered:
         return merged
+    append = merged.append
     cur_start, cur_end = ordered[0]
-    for start, end in ordered[1:]:
+    for start, end in ordered:
         if start <= cur_end:
             if end > cur_end:
                 cur_end = end
         else:
-            merged.append((cur_start, cur_end))
+            append((cur_start, cur_end))
             cur_start, cur_end = start, end
-    merged.append((cur_start, cur_end))
+    append((cur_start, cur_end))
     return merged
 
 
@@ -35,12 +42,13 @@ def total(merged: Sequence[Interval]) -> float:
 
 
 def clip(merged: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
-    """Parts of disjoint ``merged`` that lie inside ``[lo, hi]``."""
-    out: list[Interval] = []
-    for start, end in merged:
-        if end <= lo or start >= hi:
-            continue
-        out.append((max(start, lo), min(end, hi)))
+    """Parts of ``merged`` (sorted, disjoint) that lie inside ``[lo, hi]``."""
+    first = bisect_right(merged, lo, key=_END)  # the first that ends after lo
+    stop = bisect_left(merged, hi, key=_START)  # the first that starts at hi or later
+    out = list(merged[first:stop])
+    if out:  # only the first can start before lo, only the last end after hi
+        out[0] = (max(out[0][0], lo), out[0][1])
+        out[-1] = (out[-1][0], min(out[-1][1], hi))
     return out
 
 

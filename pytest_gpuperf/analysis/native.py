@@ -78,12 +78,23 @@ def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
     return trace
 
 
+_JOIN = 64 * 2**10  # bytes of the next piece joined to an event the last one cut off
+
+
 def _feed(scanner: _scan.Scanner, pieces: Iterator[bytes]) -> None:
-    pending = b""  # the start of an event the last piece cut off
+    pending = b""  # the start of an event (or top-level member) the last piece cut off
     for piece in pieces:
-        data = pending + piece if pending else piece
-        used = scanner.feed(data)
-        pending = data[used:]
+        used = 0
+        if pending:
+            # Finish the cut event on a short join, then scan the piece itself from where it ends:
+            # joining whole pieces would copy the whole text once more.
+            joined = pending + piece[:_JOIN]
+            used = scanner.feed(joined) - len(pending)
+            if used < 0:  # longer than the join: join it all
+                pending += piece
+                continue
+        used += scanner.feed(memoryview(piece)[used:])
+        pending = piece[used:]
     scanner.finish()
 
 
