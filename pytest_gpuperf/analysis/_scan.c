@@ -231,7 +231,10 @@ static Status read_string(const char **pp, const char *end, Scratch *scratch, St
 
 /* ------------------------------------------------------------------ numbers */
 
-typedef enum { V_ABSENT = 0, V_NULL, V_BOOL, V_INT, V_FLOAT, V_STR } ValueKind;
+/* What a field the decoder converts (typed Any) holds. V_BIGINT: an integer beyond int64, which
+   the decoder keeps as a Python int (the scanner declines where one is used); V_OTHER: a boolean,
+   an array or an object (neither None, nor a number, nor a string). */
+typedef enum { V_ABSENT = 0, V_NULL, V_OTHER, V_INT, V_BIGINT, V_FLOAT, V_STR } ValueKind;
 
 typedef struct {
     ValueKind kind;
@@ -293,8 +296,11 @@ static Status read_number(const char **pp, const char *end, Num *out) {
     if (p >= end) return MORE; /* the number may go on in the next chunk */
     *pp = p;
     if (!is_float) {
-        /* the Python path takes ints in (-2**63, 2**63); beyond that this scanner declines */
-        if (overflow || mantissa > (uint64_t)INT64_MAX) return DECLINE;
+        /* int64 but its least value: the Python path takes ints in (-2**63, 2**63) as times */
+        if (overflow || mantissa > (uint64_t)INT64_MAX) {
+            out->kind = V_BIGINT;
+            return OK;
+        }
         out->kind = V_INT;
         out->i = negative ? -(int64_t)mantissa : (int64_t)mantissa;
         return OK;
@@ -327,7 +333,7 @@ static Status read_number(const char **pp, const char *end, Num *out) {
 
 #define MAX_DEPTH 64 /* real traces nest a few levels; deeper documents go the Python way */
 
-static Status skip_value(const char **pp, const char *end, int depth);
+static Status skip_value(const char **pp, const char *end, int depth, int convert);
 
 static inline const char *skip_digits(const char *p, const char *end) {
     while (p < end && *p >= '0' && *p <= '9') p++;
@@ -367,7 +373,9 @@ static Status skip_literal(const char **pp, const char *end, const char *word, s
     return OK;
 }
 
-static Status skip_container(const char **pp, const char *end, int depth, char close) {
+/* An array or object; with convert, its numbers are checked as the decoder converts them
+   (a float beyond double is its error) where it builds the value (a field typed Any). */
+static Status skip_container(const char **pp, const char *end, int depth, char close, int convert) {
     if (depth >= MAX_DEPTH) return DECLINE;
     const char *p = skip_ws(*pp + 1, end);
     if (p >= end) return MORE;
@@ -386,7 +394,7 @@ static Status skip_container(const char **pp, const char *end, int depth, char c
             p = skip_ws(p + 1, end);
             if (p >= end) return MORE;
         }
-        if ((s = skip_value(&p, end, depth + 1)) != OK) return s;
+        if ((s = skip_value(&p, end, depth + 1, convert)) != OK) return s;
         p = skip_ws(p, end);
         if (p >= end) return MORE;
         if (*p == close) {
@@ -399,19 +407,24 @@ static Status skip_container(const char **pp, const char *end, int depth, char c
     }
 }
 
-static Status skip_value(const char **pp, const char *end, int depth) {
+static Status skip_value(const char **pp, const char *end, int depth, int convert) {
     switch (**pp) {
         case '"': return read_string(pp, end, NULL, NULL);
-        case '{': return skip_container(pp, end, depth, '}');
-        case '[': return skip_container(pp, end, depth, ']');
+        case '{': return skip_container(pp, end, depth, '}', convert);
+        case '[': return skip_container(pp, end, depth, ']', convert);
         case 't': return skip_literal(pp, end, "true", 4);
         case 'f': return skip_literal(pp, end, "false", 5);
         case 'n': return skip_literal(pp, end, "null", 4);
-        default: return skip_number(pp, end);
+        default:
+            if (convert) {
+                Num ignored;
+                return read_number(pp, end, &ignored);
+            }
+            return skip_number(pp, end);
     }
 }
 
-/* A field the decoder converts (typed Any): a scalar, or declined (a container it would build). */
+/* A field the decoder converts (typed Any): what kind of value, and the number or string. */
 static Status read_scalar(const char **pp, const char *end, Scratch *scratch, Num *num, Str *str) {
     const char *p = *pp;
     Status s;
@@ -422,18 +435,21 @@ static Status read_scalar(const char **pp, const char *end, Scratch *scratch, Nu
             break;
         case 't':
             if ((s = skip_literal(&p, end, "true", 4)) != OK) return s;
-            num->kind = V_BOOL;
+            num->kind = V_OTHER;
             break;
         case 'f':
             if ((s = skip_literal(&p, end, "false", 5)) != OK) return s;
-            num->kind = V_BOOL;
+            num->kind = V_OTHER;
             break;
         case 'n':
             if ((s = skip_literal(&p, end, "null", 4)) != OK) return s;
             num->kind = V_NULL;
             break;
         case '{':
-        case '[': return DECLINE;
+        case '[':
+            if ((s = skip_value(&p, end, 1, 1)) != OK) return s;
+            num->kind = V_OTHER;
+            break;
         default:
             if ((s = read_number(&p, end, num)) != OK) return s;
     }
@@ -605,7 +621,6 @@ static int role_of(const Str *cat) {
 /* The members of an event's "args" object that the reader uses. */
 static Status read_args(Scanner *self, const char **pp, const char *end, Event *ev) {
     const char *p = skip_ws(*pp + 1, end);
-    int seen = 0;
     Status s;
     if (p >= end) return MORE;
     if (*p == '}') {
@@ -635,9 +650,7 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
                 if (KEY_IS(&key, "flops")) bit = 8;
                 break;
         }
-        if (bit & seen) return DECLINE; /* a repeated field: the decoder keeps the last */
-        seen |= bit;
-        if (target != NULL) {
+        if (target != NULL) { /* a repeated field overwrites: the decoder keeps the last */
             Str ignored;
             if ((s = read_scalar(&p, end, &self->scratch[3], target, &ignored)) != OK) return s;
         } else if (bit == 8) {
@@ -646,7 +659,7 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
             if ((s = read_scalar(&p, end, &self->scratch[3], &flops, &ignored)) != OK) return s;
             ev->flops_given = flops.kind != V_NULL;
         } else {
-            if ((s = skip_value(&p, end, 2)) != OK) return s;
+            if ((s = skip_value(&p, end, 2, 0)) != OK) return s;
         }
         p = skip_ws(p, end);
         if (p >= end) return MORE;
@@ -664,7 +677,6 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
 static Status read_event(Scanner *self, const char **pp, const char *end, Event *ev) {
     const char *p = *pp;
     Status s;
-    int seen = 0;
     memset(ev, 0, sizeof(*ev));
     if (*p != '{') return DECLINE; /* an event that is not an object: the reader rejects it */
     p = skip_ws(p + 1, end);
@@ -702,9 +714,12 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
                 else if (KEY_IS(&key, "args")) bit = 128;
                 break;
         }
-        if (bit & seen) return DECLINE; /* a repeated field: the decoder keeps the last */
-        seen |= bit;
+        /* a repeated field overwrites: the decoder keeps the last */
         if (bit == 128) {
+            Num absent = {V_ABSENT, 0, 0.0};
+            ev->correlation = ev->device = ev->stream = absent; /* a repeated args object is replaced whole */
+            ev->flops_given = 0;
+            ev->args_object = 0;
             if (*p == '{') {
                 ev->args_object = 1;
                 ev->args_start = p;
@@ -719,7 +734,7 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
             Str ignored;
             if ((s = read_scalar(&p, end, scratch, num, str ? str : &ignored)) != OK) return s;
         } else {
-            if ((s = skip_value(&p, end, 1)) != OK) return s;
+            if ((s = skip_value(&p, end, 1, 0)) != OK) return s;
         }
         p = skip_ws(p, end);
         if (p >= end) return MORE;
@@ -768,9 +783,9 @@ static int append_new(PyObject *list, PyObject *item) {
     return r;
 }
 
-static PyObject *int_or(const Num *n, const Num *fallback) {
-    const Num *v = (n->kind != V_ABSENT && n->kind != V_NULL) ? n : fallback;
-    return PyLong_FromLongLong(v->kind == V_INT ? v->i : 0);
+/* chrome.py's ``value if value is not None else fallback``. */
+static const Num *unless_none(const Num *value, const Num *fallback) {
+    return (value->kind != V_ABSENT && value->kind != V_NULL) ? value : fallback;
 }
 
 /* chrome.py's _read_events for one event: emit it, skip it, or decline. -1: a Python error. */
@@ -814,16 +829,16 @@ static int emit(Scanner *self, const Event *ev, Status *status) {
         if (PySet_Add(self->step_names, name->str) < 0 || append_new(self->step_spans, pair(s, e)) < 0) goto fail;
         goto done;
     }
-    if (name == NULL) {
-        Py_DECREF(s);
-        Py_DECREF(e);
-        goto decline;
-    }
+    if (name == NULL) goto decline_with_times;
     PyObject *correlation;
     const Num *c = &ev->correlation;
     int has_correlation = ev->args_object && c->kind == V_INT && c->i != 0;
+    if (ev->args_object && c->kind == V_BIGINT) goto decline_with_times;
     if (role == R_KERNEL || role == R_MEMCPY || role == R_MEMSET) {
         Num absent = {V_ABSENT, 0, 0.0};
+        const Num *device = unless_none(ev->args_object ? &ev->device : &absent, &ev->pid);
+        const Num *stream = unless_none(ev->args_object ? &ev->stream : &absent, &ev->tid);
+        if (device->kind == V_BIGINT || stream->kind == V_BIGINT) goto decline_with_times;
         PyObject *items[7];
         items[0] = s;
         items[1] = e;
@@ -833,8 +848,8 @@ static int emit(Scanner *self, const Event *ev, Status *status) {
         Py_INCREF(items[2]);
         items[3] = name->str;
         Py_INCREF(items[3]);
-        items[4] = int_or(ev->args_object ? &ev->device : &absent, &ev->pid);
-        items[5] = int_or(ev->args_object ? &ev->stream : &absent, &ev->tid);
+        items[4] = PyLong_FromLongLong(device->kind == V_INT ? device->i : 0);
+        items[5] = PyLong_FromLongLong(stream->kind == V_INT ? stream->i : 0);
         items[6] = has_correlation ? PyLong_FromLongLong(c->i) : (Py_INCREF(Py_None), Py_None);
         if (items[4] == NULL || items[5] == NULL || items[6] == NULL) {
             for (int i = 0; i < 7; i++) Py_XDECREF(items[i]);
@@ -899,6 +914,9 @@ fail:
     Py_XDECREF(s);
     Py_XDECREF(e);
     return -1;
+decline_with_times:
+    Py_DECREF(s);
+    Py_DECREF(e);
 decline:
     *status = DECLINE;
     return 0;
@@ -922,7 +940,7 @@ static Status read_member(Scanner *self, const char **pp, const char *end) {
     p = skip_ws(p + 1, end);
     if (p >= end) return MORE;
     int bit = KEY_IS(&key, "traceEvents") ? 1 : KEY_IS(&key, "deviceProperties") ? 2 : KEY_IS(&key, "distributedInfo") ? 4 : 0;
-    if (bit & self->seen_top) return DECLINE;
+    if (bit & self->seen_top & 1) return DECLINE; /* a second event array: the decoder keeps the last */
     self->seen_top |= bit; /* set only once the member is committed below */
     if (bit == 1) {
         if (*p != '[') goto undo; /* not an array: the reader says so */
@@ -931,7 +949,7 @@ static Status read_member(Scanner *self, const char **pp, const char *end) {
         return OK;
     }
     const char *value = p;
-    if ((s = skip_value(&p, end, 1)) != OK) goto undo_status;
+    if ((s = skip_value(&p, end, 1, bit != 0)) != OK) goto undo_status;
     if (bit) { /* decoded by the caller, which declines where the decoder would fail */
         PyObject *raw = PyBytes_FromStringAndSize(value, p - value);
         if (raw == NULL) return DECLINE;

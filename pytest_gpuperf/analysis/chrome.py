@@ -116,9 +116,10 @@ class Inflater(Protocol):
     def decompressobj(self, wbits: int) -> Any: ...
 
 
-def gunzip_chunks(
-    raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater: Inflater = cast(Inflater, zlib)
-) -> Iterator[bytes]:
+ZLIB = cast(Inflater, zlib)
+
+
+def gunzip_chunks(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater: Inflater = ZLIB) -> Iterator[bytes]:
     """The text of every gzip member of ``raw``, in pieces, refusing more than ``limit`` bytes
     of output (a few MB of gzip can expand to many GB)."""
     view = memoryview(raw)

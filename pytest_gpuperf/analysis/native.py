@@ -11,11 +11,10 @@ installed) or turned off with ``GPUPERF_PURE_PYTHON=1``: always None.
 from __future__ import annotations
 
 import os
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -32,6 +31,9 @@ from pytest_gpuperf.analysis.trace import (
     collector_paused,
 )
 
+if TYPE_CHECKING:
+    from pytest_gpuperf.analysis._scan import Scanner
+
 _scan: ModuleType | None
 try:
     from pytest_gpuperf.analysis import _scan
@@ -44,7 +46,7 @@ try:  # about three times zlib's speed; its errors are worded apart, so a failur
 
     _inflater = cast(chrome.Inflater, isal_zlib)
 except ImportError:
-    _inflater = cast(chrome.Inflater, zlib)
+    _inflater = chrome.ZLIB
 
 PURE_PYTHON_ENV = "GPUPERF_PURE_PYTHON"
 _READ_PIECE = 2**20  # bytes of an uncompressed file read at a time
@@ -62,8 +64,17 @@ def enabled() -> bool:
 def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
     """The trace in the Chrome/Kineto file at ``path``, or None where the native scanner
     is not enabled or does not read this document."""
+    chrome.time_scale(time_unit)  # a bad unit is an error whichever way the file is read
+    if not enabled():
+        return None
+    return scan_pieces(_text(path, name), name, time_unit)
+
+
+def scan_pieces(pieces: Iterable[bytes], name: str, time_unit: str = "us") -> Trace | None:
+    """The trace whose JSON text is ``pieces`` (cut anywhere), or None where the scanner is
+    not built or does not read this document."""
     scale = chrome.time_scale(time_unit)
-    if _scan is None or not enabled():
+    if _scan is None:
         return None
     trace = Trace(name)
     scanner = _scan.Scanner(
@@ -71,34 +82,42 @@ def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
     )
     try:
         with collector_paused():
-            _feed(scanner, _text(path, name))
+            _feed(scanner, pieces)
             _finish(trace, scanner)
     except (_scan.Declined, _Declined, msgspec.MsgspecError):
         return None
     return trace
 
 
-_JOIN = 64 * 2**10  # bytes of the next piece joined to an event the last one cut off
+_JOIN = 64 * 2**10  # bytes of the next piece joined to an item the last one cut off
 
 
-def _feed(scanner: _scan.Scanner, pieces: Iterator[bytes]) -> None:
-    pending = b""  # the start of an event (or top-level member) the last piece cut off
+def _feed(scanner: Scanner, pieces: Iterable[bytes]) -> None:
+    pending = b""  # the start of an item (an event or a top-level member) the last piece cut off
+    retry_at = 0  # an item longer than a join: the size at which to scan it again (doubling: linear time)
     for piece in pieces:
         used = 0
         if pending:
-            # Finish the cut event on a short join, then scan the piece itself from where it ends:
-            # joining whole pieces would copy the whole text once more.
-            joined = pending + piece[:_JOIN]
-            used = scanner.feed(joined) - len(pending)
-            if used < 0:  # longer than the join: join it all
+            if len(pending) + len(piece) < retry_at:
                 pending += piece
                 continue
+            # Finish the cut item on a short join, then scan the piece itself from where it ends:
+            # joining whole pieces would copy the whole text once more.
+            joined = pending + piece[:_JOIN]
+            consumed = scanner.feed(joined)
+            if consumed < len(pending):  # the item runs past the join: hold all of it
+                pending = pending[consumed:] + piece
+                retry_at = 2 * len(pending)
+                continue
+            used = consumed - len(pending)
         used += scanner.feed(memoryview(piece)[used:])
         pending = piece[used:]
+    if pending:
+        scanner.feed(pending)  # held for a retry, or cut off by the end: the scanner says which
     scanner.finish()
 
 
-def _finish(trace: Trace, scanner: _scan.Scanner) -> None:
+def _finish(trace: Trace, scanner: Scanner) -> None:
     """What the scanner hands back undecoded: the document's own fields, the FLOP operators."""
     if scanner.device_properties is not None:
         trace.device_names = chrome.device_names(msgspec.json.decode(scanner.device_properties))
@@ -129,6 +148,6 @@ def _text(path: Path, name: str) -> Iterator[bytes]:
     try:
         yield from chrome.gunzip_chunks(raw, name, inflater=_inflater)
     except TraceFormatError:
-        if _inflater is zlib:
+        if _inflater is chrome.ZLIB:
             raise
         raise _Declined from None  # zlib, on the Python path, words the error
