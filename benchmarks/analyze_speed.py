@@ -1,17 +1,19 @@
-"""Time ``gpuperf analyze`` against HolisticTraceAnalysis on the same traces, in one run.
+"""Time ``gpuperf analyze`` against HolisticTraceAnalysis, whole process per trace, side by side.
 
-    pip install HolisticTraceAnalysis psutil
-    python -m benchmarks.analyze_speed [--events 48000 1000000] [--repeat 3] [--hta-max-events 100000]
+    pip install HolisticTraceAnalysis psutil        # or a venv of its own: --hta-python
+    python -m benchmarks.analyze_speed --traces T1.json.gz T2.json.gz ... [--repeat 3]
+    python -m benchmarks.analyze_speed --events 1000000 2000000 5000000 [--repeat 3]
 
-The traces are the recorded H100 eager decode trace (tests/data/traces/decode_eager.json.gz)
-tiled end to end until they hold the asked number of events: every copy shifted in time,
-with fresh correlation ids and profiler-step names, so both tools see a longer real run.
-
-For each size, each tool runs in a fresh process (nothing cached, peak memory its own):
-- gpuperf: load + all metrics + bottleneck classification (pytest_gpuperf.load, analyze)
-- HTA: TraceAnalysis(trace_dir) (parse) + get_temporal_breakdown()
-Imports are timed apart from the work. The median of --repeat runs is reported,
-with the ratio HTA / gpuperf and each run's peak resident memory against the trace's size.
+Each run is a fresh process, timed from outside (start, imports, reading, analysis, output,
+exit), with its own peak resident memory (wait4):
+- gpuperf: ``python -m pytest_gpuperf.cli analyze --json TRACE``, with the native scanner,
+  and again with ``GPUPERF_PURE_PYTHON=1`` (the Python reader) for reference;
+- HTA: ``TraceAnalysis(trace_dir)`` plus ``get_temporal_breakdown()`` (load plus temporal
+  breakdown), the trace alone in its folder.
+Medians of --repeat runs. ``--traces``: real traces, with totals (HTA's time over gpuperf's);
+``--events``: the recorded eager decode trace (tests/data/traces/decode_eager.json.gz) tiled end
+to end to the sizes asked (every copy shifted in time, fresh correlation ids and step names),
+written as it is made, for time per event and memory against the JSON's size.
 """
 
 from __future__ import annotations
@@ -20,126 +22,197 @@ import argparse
 import copy
 import gzip
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "data" / "traces" / "decode_eager.json.gz"
 
-GPUPERF = """
-import json, resource, sys, time
-t0 = time.perf_counter()
-from pytest_gpuperf import analyze, load
-t1 = time.perf_counter()
-result = analyze(load(sys.argv[1]))
-t2 = time.perf_counter()
-assert result.primary is not None
-peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"import_s": t1 - t0, "work_s": t2 - t1, "peak_rss_mb": peak_rss_mb}))
-"""
-
 HTA = """
-import contextlib, io, json, logging, os, resource, sys, time
+import contextlib, io, logging, os, sys
 logging.disable(logging.CRITICAL)
-t0 = time.perf_counter()
 from hta.trace_analysis import TraceAnalysis
-t1 = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
     analysis = TraceAnalysis(trace_dir=os.path.dirname(sys.argv[1]))
     breakdown = analysis.get_temporal_breakdown(visualize=False)
-t2 = time.perf_counter()
-assert len(breakdown) == 1
-peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"import_s": t1 - t0, "work_s": t2 - t1, "peak_rss_mb": peak_rss_mb}))
+assert len(breakdown) >= 1
 """
 
 
-def tiled_trace(target_events: int) -> dict[str, Any]:
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> Run:
+    """One process, timed from outside, with its own peak resident memory."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        raise RuntimeError(f"{argv[:4]} failed ({process.returncode}):\n{error[-2000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def median_run(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
+    runs = [timed(argv, env) for _ in range(repeat)]
+    return Run(statistics.median(r.seconds for r in runs), statistics.median(r.peak_mb for r in runs))
+
+
+def gpuperf_argv(path: Path) -> list[str]:
+    return [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", "--json", str(path)]
+
+
+def python_reader_env() -> dict[str, str]:
+    return {**os.environ, "GPUPERF_PURE_PYTHON": "1"}
+
+
+def json_mb(path: Path) -> float:
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        return sum(len(block) for block in iter(lambda: f.read(2**24), b"")) / 2**20
+
+
+def tiled_events(target_events: int) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The recorded trace's top-level fields, and its events tiled to ``target_events``."""
     with gzip.open(SOURCE, "rt") as f:
         base = json.load(f)
-    events = base["traceEvents"]
-    timed = [e for e in events if isinstance(e.get("ts"), (int, float))]
-    start = min(e["ts"] for e in timed)
-    length = max(e["ts"] + e.get("dur", 0) for e in timed) - start + 100.0
+    events = base.pop("traceEvents")
+    timed_events = [e for e in events if isinstance(e.get("ts"), (int, float))]
+    start = min(e["ts"] for e in timed_events)
+    length = max(e["ts"] + e.get("dur", 0) for e in timed_events) - start + 100.0
     max_corr = max(
         (e.get("args", {}).get("correlation", 0) for e in events if isinstance(e.get("args"), dict)), default=0
     )
-    out: list[dict[str, Any]] = []
-    copy_index = 0
-    while len(out) < target_events:
+
+    def generate() -> Iterator[dict[str, Any]]:
+        made = copy_index = 0
+        while made < target_events:
+            for event in events:
+                if copy_index and event.get("ph") == "M":
+                    continue  # metadata once
+                e = copy.copy(event)
+                if "ts" in e and isinstance(e["ts"], (int, float)):
+                    e["ts"] = round(e["ts"] + copy_index * length, 3)
+                if isinstance(e.get("args"), dict) and "correlation" in e["args"]:
+                    shifted = e["args"]["correlation"] + copy_index * (max_corr + 1)
+                    e["args"] = {**e["args"], "correlation": shifted}
+                if e.get("ph") in ("s", "f") and "id" in e and isinstance(e["id"], int):
+                    e["id"] = e["id"] + copy_index * (max_corr + 1)
+                if isinstance(e.get("name"), str) and e["name"].startswith("ProfilerStep#"):
+                    e["name"] = f"ProfilerStep#{int(e['name'][13:]) + copy_index * 1000}"
+                made += 1
+                yield e
+            copy_index += 1
+
+    return {**base, "distributedInfo": {"rank": 0}}, generate()
+
+
+def tiled_trace(target_events: int) -> dict[str, Any]:
+    """The tiled trace as one document (tests and small sizes)."""
+    top, events = tiled_events(target_events)
+    return {**top, "traceEvents": list(events)}
+
+
+def write_tiled(path: Path, target_events: int) -> int:
+    """Write the tiled trace as gzip, event by event; the number of events."""
+    top, events = tiled_events(target_events)
+    count = 0
+    with gzip.open(path, "wt", compresslevel=1, encoding="utf-8") as f:
+        f.write(json.dumps(top)[:-1] + ', "traceEvents": [')
         for event in events:
-            if copy_index and event.get("ph") == "M":
-                continue  # metadata once
-            e = copy.copy(event)
-            if "ts" in e and isinstance(e["ts"], (int, float)):
-                e["ts"] = round(e["ts"] + copy_index * length, 3)
-            if isinstance(e.get("args"), dict) and "correlation" in e["args"]:
-                e["args"] = {**e["args"], "correlation": e["args"]["correlation"] + copy_index * (max_corr + 1)}
-            if e.get("ph") in ("s", "f") and "id" in e and isinstance(e["id"], int):
-                e["id"] = e["id"] + copy_index * (max_corr + 1)
-            if isinstance(e.get("name"), str) and e["name"].startswith("ProfilerStep#"):
-                e["name"] = f"ProfilerStep#{int(e['name'][13:]) + copy_index * 1000}"
-            out.append(e)
-        copy_index += 1
-    return {**base, "traceEvents": out, "distributedInfo": {"rank": 0}}
+            f.write((", " if count else "") + json.dumps(event))
+            count += 1
+        f.write("]}")
+    return count
 
 
-def run(script: str, path: Path) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark process failed:\n{done.stderr[-2000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+def hta_run(path: Path, hta_python: str, repeat: int, folder: Path) -> Run | None:
+    """HTA on ``path`` alone in a folder (it reads every trace of its folder as one rank each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    alone = folder / "rank-0.json.gz"
+    if path.read_bytes()[:2] == b"\x1f\x8b":
+        shutil.copyfile(path, alone)
+    else:
+        alone.write_bytes(gzip.compress(path.read_bytes(), compresslevel=1))
+    try:
+        return median_run([hta_python, "-c", HTA, str(alone)], repeat)
+    except RuntimeError as exc:
+        print(f"HTA failed on {path.name}: {str(exc).splitlines()[-1]}", file=sys.stderr)
+        return None
 
 
-def median_of(script: str, path: Path, repeat: int) -> dict[str, float]:
-    runs = [run(script, path) for _ in range(repeat)]
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+def have_hta(hta_python: str) -> bool:
+    done = subprocess.run([hta_python, "-c", "import hta.trace_analysis"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def compare_traces(paths: list[Path], repeat: int, hta_python: str | None, tmp: Path) -> None:
+    head = f"{'trace':<34} {'JSON MB':>8} | {'gpuperf s':>9} {'RSS MB':>7} | {'Python rdr s':>12} | {'HTA s':>7}"
+    print(f"{head} {'RSS MB':>7} | {'HTA/gpuperf':>11}")
+    ours_total = theirs_total = 0.0
+    for i, path in enumerate(paths):
+        ours = median_run(gpuperf_argv(path), repeat)
+        python = median_run(gpuperf_argv(path), repeat, python_reader_env())
+        theirs = hta_run(path, hta_python, repeat, tmp / f"hta{i}") if hta_python else None
+        hta = f"{theirs.seconds:7.2f} {theirs.peak_mb:7.0f}" if theirs else f"{'-':>7} {'-':>7}"
+        ratio = f"{theirs.seconds / ours.seconds:10.1f}x" if theirs else f"{'-':>11}"
+        print(
+            f"{path.name[:34]:<34} {json_mb(path):8.1f} | {ours.seconds:9.3f} {ours.peak_mb:7.0f} | "
+            f"{python.seconds:12.3f} | {hta} | {ratio}"
+        )
+        if theirs:
+            ours_total, theirs_total = ours_total + ours.seconds, theirs_total + theirs.seconds
+    if theirs_total:
+        print(f"total: gpuperf {ours_total:.2f} s, HTA {theirs_total:.2f} s: {theirs_total / ours_total:.1f}x")
+
+
+def scale_events(sizes: list[int], repeat: int, tmp: Path) -> None:
+    print(f"{'events':>9} {'JSON MB':>8} | {'gpuperf s':>9} {'us/event':>8} {'RSS MB':>7} {'RSS/JSON':>8}")
+    for target in sizes:
+        path = tmp / f"tiled-{target}.json.gz"
+        events = write_tiled(path, target)
+        size = json_mb(path)
+        ours = median_run(gpuperf_argv(path), repeat)
+        per_event = 1e6 * ours.seconds / events
+        print(
+            f"{events:9d} {size:8.1f} | {ours.seconds:9.3f} {per_event:8.3f} {ours.peak_mb:7.0f} "
+            f"{ours.peak_mb / size:8.2f}"
+        )
+        path.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, nargs="+", default=[48_000, 1_000_000])
+    parser.add_argument("--traces", type=Path, nargs="+", default=[], help="real traces, one process each")
+    parser.add_argument("--events", type=int, nargs="+", default=[], help="sizes of the tiled trace")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--hta-max-events", type=int, default=100_000, help="skip HTA above this many events (it takes minutes there)"
-    )
+    parser.add_argument("--hta-python", default=sys.executable, help="the Python that has HolisticTraceAnalysis")
     args = parser.parse_args()
-    try:
-        import hta  # noqa: F401
-
-        have_hta = True
-    except ImportError:
-        have_hta = False
-        print("HolisticTraceAnalysis is not installed: timing gpuperf only (pip install HolisticTraceAnalysis psutil)")
-
-    rows = []
+    if not args.traces and not args.events:
+        parser.error("give --traces, --events or both")
+    hta_python = args.hta_python if have_hta(args.hta_python) else None
+    if hta_python is None and args.traces:
+        print("HolisticTraceAnalysis is not importable there: timing gpuperf only (see --hta-python)")
     with tempfile.TemporaryDirectory() as tmp:
-        for target in args.events:
-            folder = Path(tmp) / f"t{target}"
-            folder.mkdir()
-            data = tiled_trace(target)
-            path = folder / "rank-0.json.gz"
-            raw = json.dumps(data).encode()
-            path.write_bytes(gzip.compress(raw, compresslevel=1))
-            ours = median_of(GPUPERF, path, args.repeat)
-            theirs = median_of(HTA, path, args.repeat) if have_hta and target <= args.hta_max_events else None
-            rows.append((len(data["traceEvents"]), len(raw) / 2**20, ours, theirs))
-
-    head = f"{'events':>9} {'json MB':>8} | {'gpuperf s':>9} {'RSS MB':>7} | {'HTA s':>7} {'RSS MB':>7}"
-    print(f"{head} | {'HTA/gpuperf':>11}")
-    for events, size_mb, ours, theirs in rows:
-        hta_s = f"{theirs['work_s']:7.3f} {theirs['peak_rss_mb']:7.0f}" if theirs else f"{'-':>7} {'-':>7}"
-        ratio = f"{theirs['work_s'] / ours['work_s']:10.1f}x" if theirs else f"{'-':>11}"
-        print(f"{events:9d} {size_mb:8.1f} | {ours['work_s']:9.3f} {ours['peak_rss_mb']:7.0f} | {hta_s} | {ratio}")
-    print(
-        f"import time: gpuperf {rows[0][2]['import_s']:.3f} s"
-        + (f", HTA {rows[0][3]['import_s']:.3f} s" if rows[0][3] else "")
-    )
-    print(f"python {sys.version.split()[0]}; times are medians of {args.repeat} fresh processes")
+        if args.traces:
+            compare_traces(args.traces, args.repeat, hta_python, Path(tmp))
+        if args.events:
+            scale_events(args.events, args.repeat, Path(tmp))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; medians of {args.repeat} fresh processes")
 
 
 if __name__ == "__main__":

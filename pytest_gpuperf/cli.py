@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from pytest_gpuperf import __version__
 from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
-from pytest_gpuperf.analysis.ranks import rank_spread, with_balance
 from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.report.traces import balance_json, render_ranks, render_trace
 
@@ -76,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpuperf: error: {exc}", file=sys.stderr)
             return 2
         results.append(analyze(loaded, top=args.top))
-    spread = rank_spread(results) if len(results) > 1 else None
-    found = None
-    if spread is not None:  # each rank classified knowing how long it waited for the others
+    spread = found = None
+    if len(results) > 1:  # each rank classified knowing how long it waited for the others
+        from pytest_gpuperf.analysis.ranks import rank_spread, with_balance  # one trace needs neither
+
+        spread = rank_spread(results)
         results, found = with_balance(results)
     if args.json:
         payload: Any = (

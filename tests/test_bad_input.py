@@ -126,6 +126,15 @@ def test_absurd_shapes_and_flop_counts_are_ignored_not_overflowed() -> None:
     assert analyze(t).primary is not None
 
 
+def test_a_shape_beyond_double_range_is_no_shape_not_a_crash(tmp_path: Path) -> None:
+    # Valid JSON that the decoder reads around (shapes are decoded only for FLOP operators).
+    op = b'{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 1, '
+    op += b'"args": {"Input Dims": [[1e400, 2], [2, 2]], "Input type": ["float", "float"]}}'
+    path = write(tmp_path, b'{"traceEvents": [' + op + b", " + json.dumps(kernel(0, 1)).encode() + b"]}")
+    t = load(path)
+    assert t.flop_ops == [] and len(t.ops) == 1
+
+
 def test_events_of_other_phases_and_categories_are_ignored() -> None:
     m = analyze(
         load(

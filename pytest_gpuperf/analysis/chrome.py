@@ -378,8 +378,12 @@ def _flop_op(name: str, args: _Args) -> FlopOp | None:
 
 
 def _decode_field(raw: msgspec.Raw) -> Any:
-    """A deferred field (empty when absent); valid JSON, since the document around it decoded."""
-    return msgspec.json.decode(raw) if len(raw) else None
+    """A deferred field (empty when absent); valid JSON, since the document around it decoded,
+    but it may hold a number beyond double (a shape of 1e400): then no shapes."""
+    try:
+        return msgspec.json.decode(raw) if len(raw) else None
+    except msgspec.DecodeError:
+        return None
 
 
 def _conv_flops(shapes: list[list[int]], concrete: Any) -> tuple[float, int] | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_gpuperf.analysis.ranks import RankBalance, RankSpread
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.judging.text import count, printable
+
+if TYPE_CHECKING:  # only annotations: one trace's report does not import the ranks' analysis
+    from pytest_gpuperf.analysis.ranks import RankBalance, RankSpread
 
 
 def _num(value: float | None, fmt: str, unavailable: str = "unavailable") -> str:
