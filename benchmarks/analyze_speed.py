@@ -43,15 +43,19 @@ logging.disable(logging.CRITICAL)
 from hta.trace_analysis import TraceAnalysis
 with contextlib.redirect_stdout(io.StringIO()):
     analysis = TraceAnalysis(trace_dir=os.path.dirname(sys.argv[1]))
-    breakdown = analysis.get_temporal_breakdown(visualize=False)
-assert len(breakdown) >= 1
-"""
+    try:
+        analysis.get_temporal_breakdown(visualize=False)
+    except AssertionError:  # HTA's own check (idle + compute > span) fails on some real traces
+        sys.exit(HTA_BREAKDOWN_FAILED)
+""".replace("HTA_BREAKDOWN_FAILED", "3")
+HTA_BREAKDOWN_FAILED = 3
 
 
 @dataclass
 class Run:
     seconds: float
     peak_mb: float
+    incomplete: bool = False  # HTA's breakdown failed: its time is a lower bound
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> Run:
@@ -60,16 +64,20 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> Run:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, HTA_BREAKDOWN_FAILED):
         error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        raise RuntimeError(f"{argv[:4]} failed ({process.returncode}):\n{error[-2000:]}")
-    return Run(seconds, usage.ru_maxrss / 1024)
+        raise RuntimeError(f"{argv[:4]} failed ({code}):\n{error[-2000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024, code == HTA_BREAKDOWN_FAILED)
 
 
 def median_run(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
     runs = [timed(argv, env) for _ in range(repeat)]
-    return Run(statistics.median(r.seconds for r in runs), statistics.median(r.peak_mb for r in runs))
+    return Run(
+        statistics.median(r.seconds for r in runs),
+        statistics.median(r.peak_mb for r in runs),
+        any(r.incomplete for r in runs),
+    )
 
 
 def gpuperf_argv(path: Path) -> list[str]:
@@ -168,7 +176,8 @@ def compare_traces(paths: list[Path], repeat: int, hta_python: str | None, tmp: 
         ours = median_run(gpuperf_argv(path), repeat)
         python = median_run(gpuperf_argv(path), repeat, python_reader_env())
         theirs = hta_run(path, hta_python, repeat, tmp / f"hta{i}") if hta_python else None
-        hta = f"{theirs.seconds:7.2f} {theirs.peak_mb:7.0f}" if theirs else f"{'-':>7} {'-':>7}"
+        mark = "*" if theirs and theirs.incomplete else " "
+        hta = f"{theirs.seconds:6.2f}{mark} {theirs.peak_mb:7.0f}" if theirs else f"{'-':>7} {'-':>7}"
         ratio = f"{theirs.seconds / ours.seconds:10.1f}x" if theirs else f"{'-':>11}"
         print(
             f"{path.name[:34]:<34} {json_mb(path):8.1f} | {ours.seconds:9.3f} {ours.peak_mb:7.0f} | "
@@ -178,6 +187,7 @@ def compare_traces(paths: list[Path], repeat: int, hta_python: str | None, tmp: 
             ours_total, theirs_total = ours_total + ours.seconds, theirs_total + theirs.seconds
     if theirs_total:
         print(f"total: gpuperf {ours_total:.2f} s, HTA {theirs_total:.2f} s: {theirs_total / ours_total:.1f}x")
+        print("*: HTA's temporal breakdown failed its own assertion there (after loading): a lower bound")
 
 
 def scale_events(sizes: list[int], repeat: int, tmp: Path) -> None:

@@ -587,9 +587,9 @@ typedef struct {
     Num ph_num, cat_num, name_num, ts, dur, pid, tid;
     Str ph, cat, name;
     int args_object;
-    const char *args_start, *args_end;
     Num correlation, device, stream;
     int flops_given;
+    Str flop_fields[4]; /* the JSON of args' flops, Input Dims, Input type, Concrete Inputs (ptr NULL: absent) */
 } Event;
 
 static int role_of(const Str *cat) {
@@ -637,7 +637,7 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
         p = skip_ws(p + 1, end);
         if (p >= end) return MORE;
         Num *target = NULL;
-        int bit = 0;
+        int bit = 0, field = -1;
         switch (key.len) {
             case 11:
                 if (KEY_IS(&key, "correlation")) target = &ev->correlation, bit = 1;
@@ -647,9 +647,17 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
                 else if (KEY_IS(&key, "stream")) target = &ev->stream, bit = 4;
                 break;
             case 5:
-                if (KEY_IS(&key, "flops")) bit = 8;
+                if (KEY_IS(&key, "flops")) bit = 8, field = 0;
+                break;
+            case 10:
+                if (KEY_IS(&key, "Input Dims")) field = 1;
+                else if (KEY_IS(&key, "Input type")) field = 2;
+                break;
+            case 15:
+                if (KEY_IS(&key, "Concrete Inputs")) field = 3;
                 break;
         }
+        const char *value = p;
         if (target != NULL) { /* a repeated field overwrites: the decoder keeps the last */
             Str ignored;
             if ((s = read_scalar(&p, end, &self->scratch[3], target, &ignored)) != OK) return s;
@@ -660,6 +668,10 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
             ev->flops_given = flops.kind != V_NULL;
         } else {
             if ((s = skip_value(&p, end, 2, 0)) != OK) return s;
+        }
+        if (field >= 0) { /* kept as text for the FLOP count; a repeated field keeps the last */
+            ev->flop_fields[field].ptr = value;
+            ev->flop_fields[field].len = p - value;
         }
         p = skip_ws(p, end);
         if (p >= end) return MORE;
@@ -720,11 +732,10 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
             ev->correlation = ev->device = ev->stream = absent; /* a repeated args object is replaced whole */
             ev->flops_given = 0;
             ev->args_object = 0;
+            memset(ev->flop_fields, 0, sizeof(ev->flop_fields));
             if (*p == '{') {
                 ev->args_object = 1;
-                ev->args_start = p;
                 if ((s = read_args(self, &p, end, ev)) != OK) return s;
-                ev->args_end = p;
             } else {
                 Num ignored;
                 Str ignored_str;
@@ -897,11 +908,20 @@ static int emit(Scanner *self, const Event *ev, Status *status) {
         if (name->flop_name < 0) goto fail;
     }
     if (name->flop_name || (ev->args_object && ev->flops_given)) {
-        PyObject *args = ev->args_object ? PyBytes_FromStringAndSize(ev->args_start, ev->args_end - ev->args_start)
-                                         : (Py_INCREF(Py_None), Py_None);
-        if (args == NULL) goto fail;
-        PyObject *candidate = PyTuple_Pack(2, name->str, args);
-        Py_DECREF(args);
+        PyObject *candidate = PyTuple_New(5);
+        if (candidate == NULL) goto fail;
+        Py_INCREF(name->str);
+        PyTuple_SET_ITEM(candidate, 0, name->str);
+        for (int i = 0; i < 4; i++) {
+            const Str *f = &ev->flop_fields[i];
+            PyObject *text = (ev->args_object && f->ptr != NULL) ? PyBytes_FromStringAndSize(f->ptr, f->len)
+                                                                 : (Py_INCREF(Py_None), Py_None);
+            if (text == NULL) {
+                Py_DECREF(candidate);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(candidate, i + 1, text);
+        }
         if (append_new(self->flop_candidates, candidate) < 0) goto fail;
     }
 done:
@@ -1158,7 +1178,9 @@ static PyGetSetDef Scanner_getset[] = {
     {"distributed_info", (getter)Scanner_get_distributed_info, NULL, "the distributedInfo JSON, or None", NULL},
     {"step_names", (getter)Scanner_get_step_names, NULL, "the ProfilerStep# names seen", NULL},
     {"flop_candidates", (getter)Scanner_get_flop_candidates, NULL,
-     "(operator name, its args JSON or None) for the operators whose FLOPs may count, in order", NULL},
+     "(operator name, then the JSON of its args' flops, Input Dims, Input type and Concrete Inputs, each None "
+     "where absent) for the operators whose FLOPs may count, in order",
+     NULL},
     {"events", (getter)Scanner_get_events, NULL, "events read so far", NULL},
     {"bare", (getter)Scanner_get_bare, NULL, "the document is a bare event array", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -9,7 +9,7 @@ class Scanner:
     device_properties: bytes | None
     distributed_info: bytes | None
     step_names: set[str]
-    flop_candidates: list[tuple[str, bytes | None]]
+    flop_candidates: list[tuple[str, bytes | None, bytes | None, bytes | None, bytes | None]]
     events: int
     bare: bool
     def __init__(

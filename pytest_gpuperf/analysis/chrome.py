@@ -84,7 +84,6 @@ class _Trace(msgspec.Struct, gc=False):  # no cycles: the collector need not tra
 
 
 _NO_ARGS = _Args()
-_ARGS_DECODER = msgspec.json.Decoder(_Args)
 _Document = _Trace | _Events | _Scalar
 _DECODER = msgspec.json.Decoder(_Document)
 _JSON_TYPES = {
@@ -345,10 +344,17 @@ _CONV_OP = "aten::convolution"
 FLOP_OPERATORS = frozenset({*_MATMUL_OPS, *_ATTENTION_OPS, _CONV_OP})
 
 
-def flop_op_of(name: str, args_json: bytes | None) -> FlopOp | None:
-    """:func:`_flop_op` for an operator whose ``args`` object is given as JSON text (the native
-    scanner's way); the decoder's error where the text holds what the document decoder rejects."""
-    args = _ARGS_DECODER.decode(args_json) if args_json is not None else _NO_ARGS
+def flop_op_of(
+    name: str, flops: bytes | None, input_dims: bytes | None, input_type: bytes | None, concrete: bytes | None
+) -> FlopOp | None:
+    """:func:`_flop_op` for an operator whose args' fields are given as JSON text, None where
+    absent (the native scanner's way)."""
+    args = _Args(
+        flops=None if flops is None else msgspec.json.decode(flops),
+        input_dims=msgspec.Raw(input_dims or b""),
+        input_type=msgspec.Raw(input_type or b""),
+        concrete=msgspec.Raw(concrete or b""),
+    )
     return _flop_op(name, args)
 
 

@@ -25,6 +25,7 @@ from pytest_gpuperf.analysis.trace import (
     MEMSET,
     ApiCall,
     DeviceOp,
+    FlopOp,
     Trace,
     TraceFormatError,
     api_call_kind,
@@ -123,8 +124,12 @@ def _finish(trace: Trace, scanner: Scanner) -> None:
         trace.device_names = chrome.device_names(msgspec.json.decode(scanner.device_properties))
     if scanner.distributed_info is not None:
         trace.rank = chrome.trace_rank(msgspec.json.decode(scanner.distributed_info))
-    for op_name, args_json in scanner.flop_candidates:
-        flop_op = chrome.flop_op_of(op_name, args_json)
+    counted: dict[tuple[str, bytes | None, bytes | None, bytes | None, bytes | None], FlopOp | None] = {}
+    for candidate in scanner.flop_candidates:  # the same operator on the same shapes, step after step
+        if candidate in counted:
+            flop_op = counted[candidate]
+        else:
+            flop_op = counted[candidate] = chrome.flop_op_of(*candidate)
         if flop_op is not None:
             trace.flop_ops.append(flop_op)
     if scanner.step_names:
