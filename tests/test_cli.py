@@ -89,6 +89,21 @@ def test_console_script_runs_as_a_module() -> None:
     assert "--json" in done.stdout and "--top" in done.stdout
 
 
+def test_the_command_writes_all_its_output_and_its_exit_code_before_leaving(tmp_path: Path) -> None:
+    # The console script leaves with os._exit (no interpreter teardown): what it printed must be flushed first.
+    trace_path = str(DATA / "prefill.json.gz")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", "--json", trace_path], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["source"] == trace_path
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", str(bad)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "not valid JSON" in done.stderr
+
+
 def test_several_traces_name_the_straggler_by_computation(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     paths = []
     for rank, gemm in enumerate((100.0, 150.0)):  # rank 1 computes longer; rank 0 waits in the all-reduce
