@@ -63,8 +63,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: C
 
 
 @torch.no_grad()
-def infer(model: Callable[..., Any], *args: Any) -> None:
-    model(*args)
+def infer(model: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    model(*args, **kwargs)
 
 
 def main() -> None:
