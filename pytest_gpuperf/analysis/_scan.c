@@ -22,7 +22,9 @@
 #include <emmintrin.h>
 #endif
 
-typedef enum { OK = 0, MORE = 1, DECLINE = 2 } Status;
+/* MORE: the buffer ends inside the item; GIL: the item needs the GIL (an escaped string, a
+   number for the exact conversion) and is read again holding it. */
+typedef enum { OK = 0, MORE = 1, DECLINE = 2, GIL = 3 } Status;
 
 static PyObject *Declined; /* the exception: the caller reads the file the Python way */
 
@@ -83,6 +85,7 @@ static int utf8_length(const unsigned char *p, const unsigned char *end) {
 typedef struct {
     char *data;
     Py_ssize_t size;
+    int nogil; /* set while events are parsed without the GIL: decoding into it must wait */
 } Scratch;
 
 typedef struct {
@@ -107,6 +110,7 @@ static int hex4(const char *p, uint32_t *out) {
 
 /* Decode the escaped string body [p, close) into scratch. */
 static Status unescape(const char *p, const char *close, Scratch *scratch, Str *out) {
+    if (scratch->nogil) return GIL; /* PyMem_Realloc needs it */
     Py_ssize_t need = close - p;
     if (scratch->size < need) {
         char *grown = PyMem_Realloc(scratch->data, (size_t)need);
@@ -245,8 +249,9 @@ typedef struct {
 static const double exact_powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* A JSON number at *pp: an int64 where it is an integer literal, else a finite double. */
-static Status read_number(const char **pp, const char *end, Num *out) {
+/* A JSON number at *pp: an int64 where it is an integer literal, else a finite double. The
+   exact conversion of a float the fast path cannot take needs the GIL (nogil: GIL status). */
+static Status read_number(const char **pp, const char *end, Num *out, int nogil) {
     const char *p = *pp, *start = p;
     int negative = 0;
     if (*p == '-') {
@@ -310,6 +315,7 @@ static Status read_number(const char **pp, const char *end, Num *out) {
         value = (double)mantissa / exact_powers[-exp10]; /* both exact: one correctly rounded division */
         if (negative) value = -value;
     } else {
+        if (nogil) return GIL;
         char buffer[400];
         Py_ssize_t len = p - start;
         if (len >= (Py_ssize_t)sizeof(buffer)) return DECLINE;
@@ -407,6 +413,7 @@ static Status skip_container(const char **pp, const char *end, int depth, char c
     }
 }
 
+/* convert: 0, grammar only; 1, numbers converted (a field typed Any); 2, the same without the GIL. */
 static Status skip_value(const char **pp, const char *end, int depth, int convert) {
     switch (**pp) {
         case '"': return read_string(pp, end, NULL, NULL);
@@ -418,7 +425,7 @@ static Status skip_value(const char **pp, const char *end, int depth, int conver
         default:
             if (convert) {
                 Num ignored;
-                return read_number(pp, end, &ignored);
+                return read_number(pp, end, &ignored, convert == 2);
             }
             return skip_number(pp, end);
     }
@@ -447,11 +454,11 @@ static Status read_scalar(const char **pp, const char *end, Scratch *scratch, Nu
             break;
         case '{':
         case '[':
-            if ((s = skip_value(&p, end, 1, 1)) != OK) return s;
+            if ((s = skip_value(&p, end, 1, scratch->nogil ? 2 : 1)) != OK) return s;
             num->kind = V_OTHER;
             break;
         default:
-            if ((s = read_number(&p, end, num)) != OK) return s;
+            if ((s = read_number(&p, end, num, scratch->nogil)) != OK) return s;
     }
     *pp = p;
     return OK;
@@ -581,9 +588,12 @@ typedef struct {
     Py_ssize_t index;          /* the next event's position */
     Names names;
     Scratch scratch[4];        /* ph, cat, name, keys */
+    struct Event *batch;       /* events parsed without the GIL, emitted after */
+    int gil_next;              /* the next event needs the GIL: read it alone */
+    int busy;                  /* inside feed() */
 } Scanner;
 
-typedef struct {
+typedef struct Event {
     Num ph_num, cat_num, name_num, ts, dur, pid, tid;
     Str ph, cat, name;
     int args_object;
@@ -986,9 +996,79 @@ undo_status:
     return s;
 }
 
+#define BATCH 2048 /* events parsed without the GIL before they are emitted with it */
+
+static void set_nogil(Scanner *self, int nogil) {
+    for (int i = 0; i < 4; i++) self->scratch[i].nogil = nogil;
+}
+
+/* Consecutive events from *pp, parsed into self->batch without touching Python objects, so
+   the caller can release the GIL meanwhile (a thread decompressing the next piece takes it).
+   Stops at the array's end, the buffer's end, a full batch, or an event that needs the GIL
+   or declines: the caller reads that one again itself. */
+static Status parse_batch(Scanner *self, const char **pp, const char *end, Py_ssize_t *count) {
+    const char *p = *pp;
+    Phase phase = self->phase;
+    Py_ssize_t n = 0;
+    Status s = OK;
+    while (n < BATCH) {
+        p = skip_ws(p, end);
+        if (p >= end) break;
+        if (phase == P_EVENTS_NEXT) {
+            if (*p != ',') break; /* the array's end, or what the caller declines */
+            p++;
+            phase = P_EVENT;
+            continue;
+        }
+        if (phase == P_EVENTS_FIRST && *p == ']') break;
+        const char *q = p;
+        s = read_event(self, &q, end, &self->batch[n]);
+        if (s != OK) break;
+        n++;
+        p = q;
+        phase = P_EVENTS_NEXT;
+    }
+    *pp = p;
+    self->phase = phase;
+    *count = n;
+    return s;
+}
+
+/* Parse a batch without the GIL, then emit it. -1: a Python error; else the batch's status. */
+static int scan_batch(Scanner *self, const char **pp, const char *end, Status *status) {
+    Py_ssize_t n;
+    Status s;
+    set_nogil(self, 1);
+    Py_BEGIN_ALLOW_THREADS
+    s = parse_batch(self, pp, end, &n);
+    Py_END_ALLOW_THREADS
+    set_nogil(self, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Status emitted;
+        if (emit(self, &self->batch[i], &emitted) < 0) return -1;
+        if (emitted != OK) {
+            *status = DECLINE;
+            return 0;
+        }
+        self->index++;
+    }
+    self->gil_next = s == GIL || s == DECLINE; /* read again, holding the GIL (a decline then says why) */
+    *status = s == MORE ? MORE : OK;
+    return 0;
+}
+
 static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
     Py_buffer view;
+    if (self->batch == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Scanner was not initialized");
+        return NULL;
+    }
+    if (self->busy) { /* it parses without the GIL: another thread must not feed it meanwhile */
+        PyErr_SetString(PyExc_RuntimeError, "the Scanner is already reading in another thread");
+        return NULL;
+    }
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    self->busy = 1;
     const char *base = view.buf, *end = base + view.len, *p = base;
     Status s = OK;
     const char *why = "invalid or unusual JSON";
@@ -1019,6 +1099,15 @@ static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
                 break;
             case P_EVENTS_FIRST:
             case P_EVENTS_NEXT:
+                if (!self->gil_next && (self->phase == P_EVENTS_FIRST ? *p != ']' : *p == ',')) {
+                    if (scan_batch(self, &p, end, &s) < 0) {
+                        PyBuffer_Release(&view);
+                        self->busy = 0;
+                        return NULL;
+                    }
+                    if (s == DECLINE) why = "an event the Python reader judges";
+                    break;
+                }
                 if (*p == ']') {
                     self->phase = self->bare ? P_END : P_TOP_NEXT;
                     p++;
@@ -1031,12 +1120,23 @@ static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
                 }
                 /* fall through - the first event */
             case P_EVENT: {
+                if (!self->gil_next) {
+                    if (scan_batch(self, &p, end, &s) < 0) {
+                        PyBuffer_Release(&view);
+                        self->busy = 0;
+                        return NULL;
+                    }
+                    if (s == DECLINE) why = "an event the Python reader judges";
+                    break;
+                }
                 Event ev;
                 const char *q = p;
                 s = read_event(self, &q, end, &ev);
                 if (s != OK) break;
+                self->gil_next = 0;
                 if (emit(self, &ev, &s) < 0) {
                     PyBuffer_Release(&view);
+                    self->busy = 0;
                     return NULL;
                 }
                 if (s != OK) {
@@ -1055,6 +1155,7 @@ static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
     }
     Py_ssize_t used = p - base;
     PyBuffer_Release(&view);
+    self->busy = 0;
     if (s == DECLINE) return decline(why, used);
     return PyLong_FromSsize_t(used);
 }
@@ -1143,6 +1244,11 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     self->flop_names = flop_names;
     self->scale = scale;
     self->phase = P_START;
+    self->batch = PyMem_RawMalloc(BATCH * sizeof(Event));
+    if (self->batch == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 
@@ -1156,6 +1262,7 @@ static void Scanner_dealloc(Scanner *self) {
     Py_CLEAR(self->device_op_type);
     Py_CLEAR(self->api_call_type);
     names_clear(&self->names);
+    PyMem_RawFree(self->batch);
     for (int i = 0; i < 4; i++) PyMem_Free(self->scratch[i].data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }

@@ -10,9 +10,12 @@ installed) or turned off with ``GPUPERF_PURE_PYTHON=1``: always None.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from queue import Empty, Queue
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
@@ -151,8 +154,44 @@ def _text(path: Path, name: str) -> Iterator[bytes]:
     except OSError as exc:
         raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        yield from chrome.gunzip_chunks(raw, name, inflater=_inflater)
+        yield from _in_background(chrome.gunzip_chunks(raw, name, inflater=_inflater))
     except TraceFormatError:
         if _inflater is chrome.ZLIB:
             raise
         raise _Declined from None  # zlib, on the Python path, words the error
+
+
+_DONE = object()
+_QUEUED_PIECES = 16
+
+
+def _in_background(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """``pieces``, made by a thread while the caller consumes them: gzip releases the GIL while
+    it inflates, and the scanner while it parses, so on a second core the two run side by side.
+    The producer's error is raised here."""
+    queue: Queue[object] = Queue(maxsize=_QUEUED_PIECES)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for piece in pieces:
+                if stop.is_set():
+                    return
+                queue.put(piece)
+            queue.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, name="gpuperf-gunzip", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(bytes, item)
+    finally:
+        stop.set()
+        while thread.is_alive():  # a producer blocked on a full queue must see the stop
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+        thread.join()
