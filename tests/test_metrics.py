@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_gpuperf import analyze, load
+from pytest_gpuperf.analysis.metrics import _top_level
 from pytest_gpuperf.analysis.results import DeviceMetrics
+from pytest_gpuperf.analysis.trace import Trace
 from tests.traces import cpu_op, kernel, runtime, step, trace
 
 
@@ -253,3 +257,26 @@ def test_top_level_operators_are_ranked_by_host_time_with_the_device_time_they_l
 def test_a_trace_without_operators_has_no_operator_counts() -> None:
     m = metrics_of(kernel(0, 10, "gemm"), runtime(0, 1, "cudaStreamSynchronize"))
     assert "host_syncs_per_step" in m.unavailable and "cpu_ops_per_step" in m.unavailable
+
+
+def _top_level_by_definition(ops: list[tuple[float, float]], names: list[str]) -> list[tuple[float, float, str]]:
+    """The operators not inside another: in order of start, longest first, then trace order,
+    an operator is top-level when it starts at or after the end of the last top-level one."""
+    order = sorted(range(len(ops)), key=lambda i: (ops[i][0], -ops[i][1], i))
+    top: list[tuple[float, float, str]] = []
+    for i in order:
+        start, end = ops[i]
+        if not top or start >= top[-1][1]:
+            top.append((start, end, names[i]))
+    return top
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 4)), max_size=14))
+def test_top_level_operators_match_their_definition_with_ties_and_zero_lengths(spans: list[tuple[int, int]]) -> None:
+    # Small integers: many operators start together, end together or last no time.
+    t = Trace("t")
+    t.ops = [(float(start), float(start + length)) for start, length in spans]
+    t.op_names = [f"op{i}" for i in range(len(spans))]
+    top = _top_level(t)
+    assert list(zip(top.starts, top.ends, top.names, strict=True)) == _top_level_by_definition(t.ops, t.op_names)

@@ -164,7 +164,7 @@ def _device_metrics(
         gemm_us=sum(total for name, (_, total) in by_name.items() if is_gemm(name)),
         elementwise_kernels=sum(count for name, (count, _) in by_name.items() if is_elementwise(name)),
         launches=_launches(ops, trace.api_calls),
-        gaps=_gaps(ops, busy, trace.api_calls),
+        gaps=_gaps(ops, trace.api_calls),
         top_kernels=_top_kernels(by_name, kernel_us, top),
         memcpy=_copies(ops, MEMCPY),
         memset=_copies(ops, MEMSET),
@@ -217,18 +217,22 @@ def _launches(ops: list[DeviceOp], api_calls: dict[int, ApiCall]) -> Launches:
     return Launches(len(seen["runtime"]), len(seen["driver"]), len(seen["graph"]), len(seen["other"]), unmatched)
 
 
-def _gaps(ops: list[DeviceOp], busy: list[intervals.Interval], api_calls: dict[int, ApiCall]) -> GapStats:
-    # ops are sorted by (start, end): the first op at each start is the one that opens a busy interval
-    # (built backwards, so the first op at a start is the one left in the dict).
-    opener = {op.start: op for op in reversed(ops)}
-    idle = intervals.gaps(busy)
+def _gaps(ops: list[DeviceOp], api_calls: dict[int, ApiCall]) -> GapStats:
+    """The idle stretches between the busy intervals of ``ops`` (sorted by start, then end), in
+    one sweep: a gap ends where an operation starts after everything before it has ended, and
+    is the host's when that operation's launch began after the gap did."""
+    lengths: list[float] = []
     host_us = 0.0
-    for gap_start, gap_end in idle:
-        op = opener[gap_end]
-        call = api_calls.get(op.correlation) if op.correlation is not None else None
-        if call is not None and call.start > gap_start:
-            host_us += gap_end - gap_start
-    lengths = [end - start for start, end in idle]
+    busy_until = ops[0].end
+    for start, end, _, _, _, _, correlation in ops:
+        if start > busy_until:
+            lengths.append(start - busy_until)
+            call = api_calls.get(correlation) if correlation is not None else None
+            if call is not None and call.start > busy_until:
+                host_us += start - busy_until
+            busy_until = end
+        elif end > busy_until:
+            busy_until = end
     total = sum(lengths)
     return GapStats(
         count=len(lengths),
@@ -278,23 +282,31 @@ def host_calls(trace: Trace) -> HostCalls:
 
 
 def _top_level(trace: Trace) -> _TopLevel:
-    """The operators not inside another, in start order."""
+    """The operators not inside another, in start order. Of operators that start together the
+    longest is the outer one (the first in the trace of equally long ones); zero-length ones
+    at the end of the one before are operators of their own."""
     starts = [start for start, _ in trace.ops]
     ends = [end for _, end in trace.ops]
-    # By start, then the longest first (the outer of two that start together), then trace order:
-    # two stable sorts on float keys, the faster way to sort by (start, -end).
-    order = sorted(range(len(ends)), key=ends.__getitem__, reverse=True)
-    order.sort(key=starts.__getitem__)
     top = _TopLevel([], [], [])
+    top_starts, top_ends, top_names = top
     names = trace.op_names
     last_end = -math.inf
-    for i in order:
-        start = starts[i]
-        if start >= last_end:
-            last_end = ends[i]
-            top.starts.append(start)
-            top.ends.append(last_end)
-            top.names.append(names[i])
+    # One stable sort on float keys (a trace is mostly in start order already); ties are settled below.
+    for i in sorted(range(len(starts)), key=starts.__getitem__):
+        start, end = starts[i], ends[i]
+        if top_starts and start == top_starts[-1] and end > top_ends[-1]:
+            # Longer than the top-level operator it starts with: the outer one. Those it replaces
+            # (the one it starts with, and zero-length ones there) are inside it.
+            while top_starts and top_starts[-1] == start:
+                top_starts.pop()
+                top_ends.pop()
+                top_names.pop()
+        elif start < last_end:
+            continue
+        top_starts.append(start)
+        top_ends.append(end)
+        top_names.append(names[i])
+        last_end = end
     return top
 
 
@@ -308,11 +320,11 @@ def _operators(trace: Trace, top: _TopLevel) -> tuple[OperatorStat, ...]:
         host[name] += end - start
     device: dict[str, float] = defaultdict(float)
     api_calls, enclosing = trace.api_calls, top.enclosing
-    for op in trace.device_ops:
-        launch = api_calls.get(op.correlation) if op.correlation is not None else None
+    for start, end, _, _, _, _, correlation in trace.device_ops:
+        launch = api_calls.get(correlation) if correlation is not None else None
         owner = enclosing(launch.start, launch.end) if launch is not None else None
         if owner is not None:
-            device[owner] += op.end - op.start
+            device[owner] += end - start
     stats = [OperatorStat(name, calls[name], host[name], device.get(name, 0.0)) for name in calls]
     stats.sort(key=lambda s: (-s.host_us, s.name))
     return tuple(stats)
