@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpuperf.analysis.chrome import gunzip
+from pytest_gpuperf.analysis.kineto import gunzip
 from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.cli import main as gpuperf_main
 from pytest_gpuperf.judging.baseline import BaselineError, BaselineStore, Machine, read, write_atomic

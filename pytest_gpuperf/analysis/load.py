@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from pytest_gpuperf.analysis.chrome import MAX_TRACE_BYTES, decode, from_chrome, gunzip
+from pytest_gpuperf.analysis.kineto import MAX_TRACE_BYTES, gunzip
 from pytest_gpuperf.analysis.native import scan_file
 from pytest_gpuperf.analysis.trace import Trace, TraceFormatError
 
@@ -19,6 +17,10 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, time_unit: str = "u
     """Load a Kineto/Chrome trace (path to ``.json`` or ``.json.gz``, or a parsed
     dict) or an Nsight Systems SQLite export (path), chosen by content."""
     if isinstance(source, dict):
+        import msgspec
+
+        from pytest_gpuperf.analysis.chrome import decode, from_chrome
+
         # Through the same decoder as a file: one path, one set of checks.
         try:
             raw = msgspec.json.encode(source)
@@ -51,6 +53,9 @@ def _load_file(path: Path, name: str, time_unit: str) -> Trace:
     scanned = scan_file(path, name, time_unit)
     if scanned is not None:
         return scanned
+    # The Python reader (msgspec), imported only where the scanner is not built or declined.
+    from pytest_gpuperf.analysis.chrome import decode, from_chrome
+
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from pytest_gpuperf.analysis.chrome import gunzip
+from pytest_gpuperf.analysis.kineto import gunzip
 from pytest_gpuperf.analysis.trace import TraceFormatError
 
 CUDA_DEVICE_TYPE = 1  # "Device Type" of a [memory] event: 0 CPU, 1 CUDA

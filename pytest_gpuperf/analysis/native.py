@@ -19,9 +19,7 @@ from queue import Empty, Queue
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
-import msgspec
-
-from pytest_gpuperf.analysis import chrome
+from pytest_gpuperf.analysis import kineto
 from pytest_gpuperf.analysis.trace import (
     KERNEL,
     MEMCPY,
@@ -44,13 +42,13 @@ try:
 except ImportError:  # not built: every trace is read the Python way
     _scan = None
 
-_inflater: chrome.Inflater
+_inflater: kineto.Inflater
 try:  # about three times zlib's speed; its errors are worded apart, so a failure declines
     from isal import isal_zlib
 
-    _inflater = cast(chrome.Inflater, isal_zlib)
+    _inflater = cast(kineto.Inflater, isal_zlib)
 except ImportError:
-    _inflater = chrome.ZLIB
+    _inflater = kineto.ZLIB
 
 PURE_PYTHON_ENV = "GPUPERF_PURE_PYTHON"
 _READ_PIECE = 2**20  # bytes of an uncompressed file read at a time
@@ -68,7 +66,7 @@ def enabled() -> bool:
 def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
     """The trace in the Chrome/Kineto file at ``path``, or None where the native scanner
     is not enabled or does not read this document."""
-    chrome.time_scale(time_unit)  # a bad unit is an error whichever way the file is read
+    kineto.time_scale(time_unit)  # a bad unit is an error whichever way the file is read
     if not enabled():
         return None
     return scan_pieces(_text(path, name), name, time_unit)
@@ -77,18 +75,18 @@ def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
 def scan_pieces(pieces: Iterable[bytes], name: str, time_unit: str = "us") -> Trace | None:
     """The trace whose JSON text is ``pieces`` (cut anywhere), or None where the scanner is
     not built or does not read this document."""
-    scale = chrome.time_scale(time_unit)
+    scale = kineto.time_scale(time_unit)
     if _scan is None:
         return None
     trace = Trace(name)
     scanner = _scan.Scanner(
-        trace, scale, DeviceOp, ApiCall, (KERNEL, MEMCPY, MEMSET), api_call_kind, chrome.FLOP_OPERATORS
+        trace, scale, DeviceOp, ApiCall, (KERNEL, MEMCPY, MEMSET), api_call_kind, kineto.FLOP_OPERATORS
     )
     try:
         with collector_paused():
             _feed(scanner, pieces)
             _finish(trace, scanner)
-    except (_scan.Declined, _Declined, msgspec.MsgspecError):
+    except (_scan.Declined, _Declined, ValueError):  # ValueError: JSON the decoder would reject
         return None
     return trace
 
@@ -124,15 +122,17 @@ def _feed(scanner: Scanner, pieces: Iterable[bytes]) -> None:
 def _finish(trace: Trace, scanner: Scanner) -> None:
     """What the scanner hands back undecoded: the document's own fields, the FLOP operators."""
     if scanner.device_properties is not None:
-        trace.device_names = chrome.device_names(msgspec.json.decode(scanner.device_properties))
+        trace.device_names = kineto.device_names(kineto.json_value(scanner.device_properties))
     if scanner.distributed_info is not None:
-        trace.rank = chrome.trace_rank(msgspec.json.decode(scanner.distributed_info))
+        trace.rank = kineto.trace_rank(kineto.json_value(scanner.distributed_info))
     counted: dict[tuple[str, bytes | None, bytes | None, bytes | None, bytes | None], FlopOp | None] = {}
     for candidate in scanner.flop_candidates:  # the same operator on the same shapes, step after step
         if candidate in counted:
             flop_op = counted[candidate]
         else:
-            flop_op = counted[candidate] = chrome.flop_op_of(*candidate)
+            name, flops, input_dims, input_type, concrete = candidate
+            flops_value = None if flops is None else kineto.json_value(flops)
+            flop_op = counted[candidate] = kineto.flop_op(name, flops_value, input_dims, input_type, concrete)
         if flop_op is not None:
             trace.flop_ops.append(flop_op)
     if scanner.step_names:
@@ -154,9 +154,9 @@ def _text(path: Path, name: str) -> Iterator[bytes]:
     except OSError as exc:
         raise TraceFormatError(name, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        yield from _in_background(chrome.gunzip_chunks(raw, name, inflater=_inflater))
+        yield from _in_background(kineto.gunzip_chunks(raw, name, inflater=_inflater))
     except TraceFormatError:
-        if _inflater is chrome.ZLIB:
+        if _inflater is kineto.ZLIB:
             raise
         raise _Declined from None  # zlib, on the Python path, words the error
 
