@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_gpuperf import analyze, load
-from pytest_gpuperf.analysis.metrics import _top_level
+from pytest_gpuperf.analysis.metrics import _median, _top_level
 from pytest_gpuperf.analysis.results import DeviceMetrics
 from pytest_gpuperf.analysis.trace import Trace
 from tests.traces import cpu_op, kernel, runtime, step, trace
@@ -280,3 +282,8 @@ def test_top_level_operators_match_their_definition_with_ties_and_zero_lengths(s
     t.op_names = [f"op{i}" for i in range(len(spans))]
     top = _top_level(t)
     assert list(zip(top.starts, top.ends, top.names, strict=True)) == _top_level_by_definition(t.ops, t.op_names)
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=9))
+def test_the_gap_median_is_the_statistics_median(values: list[float]) -> None:
+    assert _median(values) == statistics.median(values)
