@@ -1,11 +1,12 @@
 """Time ``gpuperf analyze`` against HolisticTraceAnalysis, whole process per trace, side by side.
 
-    pip install HolisticTraceAnalysis psutil        # or a venv of its own: --hta-python
+    pip install . HolisticTraceAnalysis psutil      # HTA may also be in a venv of its own: --hta-python
     python -m benchmarks.analyze_speed --traces T1.json.gz T2.json.gz ... [--repeat 3]
     python -m benchmarks.analyze_speed --events 1000000 2000000 5000000 [--repeat 3]
 
 Each run is a fresh process, timed from outside (start, imports, reading, analysis, output,
-exit), with its own peak resident memory (wait4):
+exit), with its own peak resident memory (wait4), started outside the repository so that it
+runs the installed package (as a user's ``gpuperf`` does, with its bytecode compiled at install):
 - gpuperf: ``python -m pytest_gpuperf.cli analyze --json TRACE``, with the native scanner,
   and again with ``GPUPERF_PURE_PYTHON=1`` (the Python reader) for reference;
 - HTA: ``TraceAnalysis(trace_dir)`` plus ``get_temporal_breakdown()`` (load plus temporal
@@ -58,10 +59,15 @@ class Run:
     incomplete: bool = False  # HTA's breakdown failed: its time is a lower bound
 
 
+# Timed processes run here, not in the repository: ``python -m`` there would import the source
+# tree (compiling it where no bytecode is cached) instead of the installed package.
+NEUTRAL_DIR = tempfile.gettempdir()
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> Run:
     """One process, timed from outside, with its own peak resident memory."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=NEUTRAL_DIR)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -214,6 +220,14 @@ def main() -> None:
     args = parser.parse_args()
     if not args.traces and not args.events:
         parser.error("give --traces, --events or both")
+    where = subprocess.run(
+        [sys.executable, "-c", "import pytest_gpuperf.analysis.native as n; print(n.__file__, n.enabled())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=NEUTRAL_DIR,
+    ).stdout.split()
+    print(f"gpuperf from {Path(where[0]).parent.parent} (native scanner: {where[1]})")
     hta_python = args.hta_python if have_hta(args.hta_python) else None
     if hta_python is None and args.traces:
         print("HolisticTraceAnalysis is not importable there: timing gpuperf only (see --hta-python)")
