@@ -11,7 +11,8 @@ runs the installed package (as a user's ``gpuperf`` does, with its bytecode comp
   and again with ``GPUPERF_PURE_PYTHON=1`` (the Python reader) for reference;
 - HTA: ``TraceAnalysis(trace_dir)`` plus ``get_temporal_breakdown()`` (load plus temporal
   breakdown), the trace alone in its folder.
-Medians of --repeat runs. ``--traces``: real traces, with totals (HTA's time over gpuperf's);
+Medians of --repeat runs, a trace's three processes run in turn. ``--traces``: real traces, with
+totals (HTA's time over gpuperf's);
 ``--events``: the recorded eager decode trace (tests/data/traces/decode_eager.json.gz) tiled end
 to end to the sizes asked (every copy shifted in time, fresh correlation ids and step names),
 written as it is made, for time per event and memory against the JSON's size.
@@ -78,7 +79,10 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> Run:
 
 
 def median_run(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
-    runs = [timed(argv, env) for _ in range(repeat)]
+    return median_of([timed(argv, env) for _ in range(repeat)])
+
+
+def median_of(runs: list[Run]) -> Run:
     return Run(
         statistics.median(r.seconds for r in runs),
         statistics.median(r.peak_mb for r in runs),
@@ -154,19 +158,15 @@ def write_tiled(path: Path, target_events: int) -> int:
     return count
 
 
-def hta_run(path: Path, hta_python: str, repeat: int, folder: Path) -> Run | None:
-    """HTA on ``path`` alone in a folder (it reads every trace of its folder as one rank each)."""
+def hta_alone(path: Path, folder: Path) -> Path:
+    """``path`` alone in a folder, as HTA reads it (every trace of its folder is one rank)."""
     folder.mkdir(parents=True, exist_ok=True)
     alone = folder / "rank-0.json.gz"
     if path.read_bytes()[:2] == b"\x1f\x8b":
         shutil.copyfile(path, alone)
     else:
         alone.write_bytes(gzip.compress(path.read_bytes(), compresslevel=1))
-    try:
-        return median_run([hta_python, "-c", HTA, str(alone)], repeat)
-    except RuntimeError as exc:
-        print(f"HTA failed on {path.name}: {str(exc).splitlines()[-1]}", file=sys.stderr)
-        return None
+    return alone
 
 
 def have_hta(hta_python: str) -> bool:
@@ -175,13 +175,22 @@ def have_hta(hta_python: str) -> bool:
 
 
 def compare_traces(paths: list[Path], repeat: int, hta_python: str | None, tmp: Path) -> None:
+    """Each trace's three processes in turn, ``repeat`` times: a slow spell of the machine falls
+    on all three alike, so the ratio is of runs side by side."""
     head = f"{'trace':<34} {'JSON MB':>8} | {'gpuperf s':>9} {'RSS MB':>7} | {'Python rdr s':>12} | {'HTA s':>7}"
     print(f"{head} {'RSS MB':>7} | {'HTA/gpuperf':>11}")
     ours_total = theirs_total = 0.0
     for i, path in enumerate(paths):
-        ours = median_run(gpuperf_argv(path), repeat)
-        python = median_run(gpuperf_argv(path), repeat, python_reader_env())
-        theirs = hta_run(path, hta_python, repeat, tmp / f"hta{i}") if hta_python else None
+        argvs = {"ours": gpuperf_argv(path), "python": gpuperf_argv(path)}
+        if hta_python:
+            argvs["hta"] = [hta_python, "-c", HTA, str(hta_alone(path, tmp / f"hta{i}"))]
+        envs = {"python": python_reader_env()}
+        runs: dict[str, list[Run]] = {name: [] for name in argvs}
+        for _ in range(repeat):
+            for name, argv in argvs.items():
+                runs[name].append(timed(argv, envs.get(name)))
+        ours, python = median_of(runs["ours"]), median_of(runs["python"])
+        theirs = median_of(runs["hta"]) if hta_python else None
         mark = "*" if theirs and theirs.incomplete else " "
         hta = f"{theirs.seconds:6.2f}{mark} {theirs.peak_mb:7.0f}" if theirs else f"{'-':>7} {'-':>7}"
         ratio = f"{theirs.seconds / ours.seconds:10.1f}x" if theirs else f"{'-':>11}"
