@@ -341,6 +341,48 @@ static Status read_number(const char **pp, const char *end, Num *out, int nogil)
 
 static Status skip_value(const char **pp, const char *end, int depth, int convert);
 
+/* Walking an object or array: open_container at its bracket, then for each member read_key
+   (objects only) and the value, then after_value; *closed says when the container has ended. */
+static Status open_container(const char **pp, const char *end, char close, int *closed) {
+    const char *p = skip_ws(*pp + 1, end);
+    if (p >= end) return MORE;
+    *closed = *p == close;
+    *pp = *closed ? p + 1 : p;
+    return OK;
+}
+
+/* The key at *pp (a quote, or declined) and the colon after it: *pp at the value. With scratch
+   NULL the key is only checked. */
+static Status read_key(const char **pp, const char *end, Scratch *scratch, Str *key) {
+    const char *p = *pp;
+    Status s;
+    if (*p != '"') return DECLINE;
+    if ((s = read_string(&p, end, scratch, key)) != OK) return s;
+    p = skip_ws(p, end);
+    if (p >= end) return MORE;
+    if (*p != ':') return DECLINE;
+    p = skip_ws(p + 1, end);
+    if (p >= end) return MORE;
+    *pp = p;
+    return OK;
+}
+
+static Status after_value(const char **pp, const char *end, char close, int *closed) {
+    const char *p = skip_ws(*pp, end);
+    if (p >= end) return MORE;
+    if (*p == close) {
+        *closed = 1;
+        *pp = p + 1;
+        return OK;
+    }
+    if (*p != ',') return DECLINE;
+    p = skip_ws(p + 1, end);
+    if (p >= end) return MORE;
+    *closed = 0;
+    *pp = p;
+    return OK;
+}
+
 static inline const char *skip_digits(const char *p, const char *end) {
     while (p < end && *p >= '0' && *p <= '9') p++;
     return p;
@@ -383,34 +425,17 @@ static Status skip_literal(const char **pp, const char *end, const char *word, s
    (a float beyond double is its error) where it builds the value (a field typed Any). */
 static Status skip_container(const char **pp, const char *end, int depth, char close, int convert) {
     if (depth >= MAX_DEPTH) return DECLINE;
-    const char *p = skip_ws(*pp + 1, end);
-    if (p >= end) return MORE;
-    if (*p == close) {
-        *pp = p + 1;
-        return OK;
-    }
-    for (;;) {
-        Status s;
-        if (close == '}') {
-            if (*p != '"') return DECLINE;
-            if ((s = read_string(&p, end, NULL, NULL)) != OK) return s;
-            p = skip_ws(p, end);
-            if (p >= end) return MORE;
-            if (*p != ':') return DECLINE;
-            p = skip_ws(p + 1, end);
-            if (p >= end) return MORE;
-        }
+    const char *p = *pp;
+    int closed;
+    Status s;
+    if ((s = open_container(&p, end, close, &closed)) != OK) return s;
+    while (!closed) {
+        if (close == '}' && (s = read_key(&p, end, NULL, NULL)) != OK) return s;
         if ((s = skip_value(&p, end, depth + 1, convert)) != OK) return s;
-        p = skip_ws(p, end);
-        if (p >= end) return MORE;
-        if (*p == close) {
-            *pp = p + 1;
-            return OK;
-        }
-        if (*p != ',') return DECLINE;
-        p = skip_ws(p + 1, end);
-        if (p >= end) return MORE;
+        if ((s = after_value(&p, end, close, &closed)) != OK) return s;
     }
+    *pp = p;
+    return OK;
 }
 
 /* convert: 0, grammar only; 1, numbers converted (a field typed Any); 2, the same without the GIL. */
@@ -630,22 +655,13 @@ static int role_of(const Str *cat) {
 
 /* The members of an event's "args" object that the reader uses. */
 static Status read_args(Scanner *self, const char **pp, const char *end, Event *ev) {
-    const char *p = skip_ws(*pp + 1, end);
+    const char *p = *pp;
+    int closed;
     Status s;
-    if (p >= end) return MORE;
-    if (*p == '}') {
-        *pp = p + 1;
-        return OK;
-    }
-    for (;;) {
+    if ((s = open_container(&p, end, '}', &closed)) != OK) return s;
+    while (!closed) {
         Str key;
-        if (*p != '"') return DECLINE;
-        if ((s = read_string(&p, end, &self->scratch[3], &key)) != OK) return s;
-        p = skip_ws(p, end);
-        if (p >= end) return MORE;
-        if (*p != ':') return DECLINE;
-        p = skip_ws(p + 1, end);
-        if (p >= end) return MORE;
+        if ((s = read_key(&p, end, &self->scratch[3], &key)) != OK) return s;
         Num *target = NULL;
         int bit = 0, field = -1;
         switch (key.len) {
@@ -683,39 +699,23 @@ static Status read_args(Scanner *self, const char **pp, const char *end, Event *
             ev->flop_fields[field].ptr = value;
             ev->flop_fields[field].len = p - value;
         }
-        p = skip_ws(p, end);
-        if (p >= end) return MORE;
-        if (*p == '}') {
-            *pp = p + 1;
-            return OK;
-        }
-        if (*p != ',') return DECLINE;
-        p = skip_ws(p + 1, end);
-        if (p >= end) return MORE;
+        if ((s = after_value(&p, end, '}', &closed)) != OK) return s;
     }
+    *pp = p;
+    return OK;
 }
 
 /* One event object at *pp, read whole into ev. */
 static Status read_event(Scanner *self, const char **pp, const char *end, Event *ev) {
     const char *p = *pp;
     Status s;
+    int closed;
     memset(ev, 0, sizeof(*ev));
     if (*p != '{') return DECLINE; /* an event that is not an object: the reader rejects it */
-    p = skip_ws(p + 1, end);
-    if (p >= end) return MORE;
-    if (*p == '}') {
-        *pp = p + 1;
-        return OK;
-    }
-    for (;;) {
+    if ((s = open_container(&p, end, '}', &closed)) != OK) return s;
+    while (!closed) {
         Str key;
-        if (*p != '"') return DECLINE;
-        if ((s = read_string(&p, end, &self->scratch[3], &key)) != OK) return s;
-        p = skip_ws(p, end);
-        if (p >= end) return MORE;
-        if (*p != ':') return DECLINE;
-        p = skip_ws(p + 1, end);
-        if (p >= end) return MORE;
+        if ((s = read_key(&p, end, &self->scratch[3], &key)) != OK) return s;
         Num *num = NULL;
         Str *str = NULL;
         Scratch *scratch = &self->scratch[3];
@@ -757,16 +757,10 @@ static Status read_event(Scanner *self, const char **pp, const char *end, Event 
         } else {
             if ((s = skip_value(&p, end, 1, 0)) != OK) return s;
         }
-        p = skip_ws(p, end);
-        if (p >= end) return MORE;
-        if (*p == '}') {
-            *pp = p + 1;
-            return OK;
-        }
-        if (*p != ',') return DECLINE;
-        p = skip_ws(p + 1, end);
-        if (p >= end) return MORE;
+        if ((s = after_value(&p, end, '}', &closed)) != OK) return s;
     }
+    *pp = p;
+    return OK;
 }
 
 static const double TIME_LIMIT_US = 1e15; /* as chrome.py's _TIME_LIMIT_US */
@@ -962,13 +956,7 @@ static Status read_member(Scanner *self, const char **pp, const char *end) {
     const char *p = *pp;
     Str key;
     Status s;
-    if (*p != '"') return DECLINE;
-    if ((s = read_string(&p, end, &self->scratch[3], &key)) != OK) return s;
-    p = skip_ws(p, end);
-    if (p >= end) return MORE;
-    if (*p != ':') return DECLINE;
-    p = skip_ws(p + 1, end);
-    if (p >= end) return MORE;
+    if ((s = read_key(&p, end, &self->scratch[3], &key)) != OK) return s;
     int bit = KEY_IS(&key, "traceEvents") ? 1 : KEY_IS(&key, "deviceProperties") ? 2 : KEY_IS(&key, "distributedInfo") ? 4 : 0;
     if (bit & self->seen_top & 1) return DECLINE; /* a second event array: the decoder keeps the last */
     self->seen_top |= bit; /* set only once the member is committed below */
