@@ -460,30 +460,14 @@ static Status skip_value(const char **pp, const char *end, int depth, int conver
 static Status read_scalar(const char **pp, const char *end, Scratch *scratch, Num *num, Str *str) {
     const char *p = *pp;
     Status s;
-    switch (*p) {
-        case '"':
-            if ((s = read_string(&p, end, scratch, str)) != OK) return s;
-            num->kind = V_STR;
-            break;
-        case 't':
-            if ((s = skip_literal(&p, end, "true", 4)) != OK) return s;
-            num->kind = V_OTHER;
-            break;
-        case 'f':
-            if ((s = skip_literal(&p, end, "false", 5)) != OK) return s;
-            num->kind = V_OTHER;
-            break;
-        case 'n':
-            if ((s = skip_literal(&p, end, "null", 4)) != OK) return s;
-            num->kind = V_NULL;
-            break;
-        case '{':
-        case '[':
-            if ((s = skip_value(&p, end, 1, scratch->nogil ? 2 : 1)) != OK) return s;
-            num->kind = V_OTHER;
-            break;
-        default:
-            if ((s = read_number(&p, end, num, scratch->nogil)) != OK) return s;
+    if (*p == '"') {
+        if ((s = read_string(&p, end, scratch, str)) != OK) return s;
+        num->kind = V_STR;
+    } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if ((s = read_number(&p, end, num, scratch->nogil)) != OK) return s;
+    } else { /* true, false, null, an array or an object, checked as the decoder builds them */
+        if ((s = skip_value(&p, end, 1, scratch->nogil ? 2 : 1)) != OK) return s;
+        num->kind = **pp == 'n' ? V_NULL : V_OTHER;
     }
     *pp = p;
     return OK;
