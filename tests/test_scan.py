@@ -131,6 +131,36 @@ def test_plain_and_gzip_files_and_time_units_read_the_same(tmp_path: Path) -> No
             assert natively and isinstance(scanned, Trace) and scanned == python
 
 
+KERNEL_EVENT = (
+    '{"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 1, "dur": 2, "args": {"correlation": 3}}'
+)
+# Events the scanner reads again holding the GIL (escapes to decode, numbers for the exact
+# conversion: read natively) or declines (the rest), between ordinary ones: the batches around
+# them must stay in order.
+SPECIAL_EVENTS = {
+    "escaped-name": (KERNEL_EVENT.replace('"k"', '"k\\u00e9\\n"'), True),
+    "exponent-ts": (KERNEL_EVENT.replace('"ts": 1', '"ts": 1.5e3'), True),
+    "long-ts": (KERNEL_EVENT.replace('"ts": 1', '"ts": 123456789.1234567890123'), True),
+    "escaped-key": (KERNEL_EVENT.replace('"dur"', '"d\\u0075r"'), True),
+    "trailing-comma": (KERNEL_EVENT + ",", False),
+    "junk-between": (KERNEL_EVENT + " x", False),
+    "negative-dur": (KERNEL_EVENT.replace('"dur": 2', '"dur": -2'), False),
+    "list-args": (KERNEL_EVENT.replace('{"correlation": 3}', "[1, 2]"), True),
+}
+
+
+@needs_scanner
+@pytest.mark.parametrize(("special", "native_read"), SPECIAL_EVENTS.values(), ids=SPECIAL_EVENTS.keys())
+def test_events_read_holding_the_gil_or_declined_keep_their_order(
+    special: str, native_read: bool, tmp_path: Path
+) -> None:
+    ordinary = [KERNEL_EVENT.replace('"ts": 1', f'"ts": {i}') for i in range(3000)]  # more than a batch
+    path = tmp_path / "t.json"
+    path.write_text('{"traceEvents": [' + ", ".join([*ordinary[:2500], special, *ordinary[2500:]]) + "]}")
+    scanned, python, natively = both_ways(path)
+    assert scanned == python and natively == native_read
+
+
 def test_without_the_scanner_the_python_reader_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     path = DATA / "gemm.json.gz"
     monkeypatch.setattr(native, "_scan", None)

@@ -987,7 +987,10 @@ static Status parse_batch(Scanner *self, const char **pp, const char *end, Py_ss
         p = skip_ws(p, end);
         if (p >= end) break;
         if (phase == P_EVENTS_NEXT) {
-            if (*p != ',') break; /* the array's end, or what the caller declines */
+            if (*p != ',') {
+                if (*p != ']') s = DECLINE; /* neither another event nor the array's end */
+                break;
+            }
             p++;
             phase = P_EVENT;
             continue;
@@ -1029,21 +1032,25 @@ static int scan_batch(Scanner *self, const char **pp, const char *end, Status *s
     return 0;
 }
 
-static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
-    Py_buffer view;
-    if (self->batch == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the Scanner was not initialized");
-        return NULL;
+/* One event read and emitted holding the GIL (one that needs it, or one to decline). -1: a Python error. */
+static int read_one_event(Scanner *self, const char **pp, const char *end, Status *status) {
+    Event ev;
+    const char *q = *pp;
+    if ((*status = read_event(self, &q, end, &ev)) != OK) return 0;
+    self->gil_next = 0;
+    if (emit(self, &ev, status) < 0) return -1;
+    if (*status == OK) {
+        *pp = q;
+        self->index++;
+        self->phase = P_EVENTS_NEXT;
     }
-    if (self->busy) { /* it parses without the GIL: another thread must not feed it meanwhile */
-        PyErr_SetString(PyExc_RuntimeError, "the Scanner is already reading in another thread");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    self->busy = 1;
-    const char *base = view.buf, *end = base + view.len, *p = base;
+    return 0;
+}
+
+/* The document from *pp on, whole items only: the rest waits for more text. -1: a Python error. */
+static int scan_document(Scanner *self, const char **pp, const char *end, Status *status, const char **why) {
+    const char *p = *pp;
     Status s = OK;
-    const char *why = "invalid or unusual JSON";
     while (s == OK) {
         p = skip_ws(p, end);
         if (p >= end) break;
@@ -1051,7 +1058,7 @@ static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
             case P_START:
                 if (*p == '{') self->phase = P_TOP_FIRST;
                 else if (*p == '[') self->phase = P_EVENTS_FIRST, self->bare = 1;
-                else s = DECLINE, why = "not an object or array";
+                else s = DECLINE, *why = "not an object or array";
                 p++;
                 break;
             case P_TOP_FIRST:
@@ -1071,63 +1078,50 @@ static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
                 break;
             case P_EVENTS_FIRST:
             case P_EVENTS_NEXT:
-                if (!self->gil_next && (self->phase == P_EVENTS_FIRST ? *p != ']' : *p == ',')) {
-                    if (scan_batch(self, &p, end, &s) < 0) {
-                        PyBuffer_Release(&view);
-                        self->busy = 0;
-                        return NULL;
-                    }
-                    if (s == DECLINE) why = "an event the Python reader judges";
-                    break;
-                }
-                if (*p == ']') {
+            case P_EVENT:
+                if (self->phase != P_EVENT && *p == ']') {
                     self->phase = self->bare ? P_END : P_TOP_NEXT;
                     p++;
-                    break;
-                }
-                if (self->phase == P_EVENTS_NEXT) {
+                } else if (!self->gil_next) {
+                    if (scan_batch(self, &p, end, &s) < 0) return -1;
+                } else if (self->phase == P_EVENTS_NEXT) {
                     if (*p == ',') self->phase = P_EVENT, p++;
                     else s = DECLINE;
-                    break;
+                } else if (read_one_event(self, &p, end, &s) < 0) {
+                    return -1;
                 }
-                /* fall through - the first event */
-            case P_EVENT: {
-                if (!self->gil_next) {
-                    if (scan_batch(self, &p, end, &s) < 0) {
-                        PyBuffer_Release(&view);
-                        self->busy = 0;
-                        return NULL;
-                    }
-                    if (s == DECLINE) why = "an event the Python reader judges";
-                    break;
-                }
-                Event ev;
-                const char *q = p;
-                s = read_event(self, &q, end, &ev);
-                if (s != OK) break;
-                self->gil_next = 0;
-                if (emit(self, &ev, &s) < 0) {
-                    PyBuffer_Release(&view);
-                    self->busy = 0;
-                    return NULL;
-                }
-                if (s != OK) {
-                    why = "an event the Python reader judges";
-                    break;
-                }
-                p = q;
-                self->index++;
-                self->phase = P_EVENTS_NEXT;
+                if (s == DECLINE) *why = "an event the scanner or the Python reader does not take";
                 break;
-            }
             case P_END:
-                s = DECLINE, why = "data after the document";
+                s = DECLINE, *why = "data after the document";
                 break;
         }
     }
+    *pp = p;
+    *status = s;
+    return 0;
+}
+
+static PyObject *Scanner_feed(Scanner *self, PyObject *arg) {
+    Py_buffer view;
+    if (self->batch == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Scanner was not initialized");
+        return NULL;
+    }
+    if (self->busy) { /* it parses without the GIL: another thread must not feed it meanwhile */
+        PyErr_SetString(PyExc_RuntimeError, "the Scanner is already reading in another thread");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    self->busy = 1;
+    const char *base = view.buf, *p = base;
+    const char *why = "invalid or unusual JSON";
+    Status s;
+    int failed = scan_document(self, &p, base + view.len, &s, &why);
     Py_ssize_t used = p - base;
     PyBuffer_Release(&view);
     self->busy = 0;
+    if (failed) return NULL;
     if (s == DECLINE) return decline(why, used);
     return PyLong_FromSsize_t(used);
 }
