@@ -17,10 +17,5 @@ def test_clip_keeps_only_the_window() -> None:
     assert intervals.clip([(0.0, 1.0)], 1.0, 2.0) == []
 
 
-def test_gaps_are_the_holes_between_disjoint_intervals() -> None:
-    assert intervals.gaps([(0.0, 1.0), (1.5, 2.0), (4.0, 5.0)]) == [(1.0, 1.5), (2.0, 4.0)]
-    assert intervals.gaps([(0.0, 1.0)]) == []
-
-
 def test_zero_length_intervals_add_nothing() -> None:
     assert intervals.total(intervals.merge([(1.0, 1.0), (2.0, 2.0)])) == 0.0

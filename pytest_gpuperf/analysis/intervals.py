@@ -52,11 +52,6 @@ def clip(merged: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
     return out
 
 
-def gaps(merged: Sequence[Interval]) -> list[Interval]:
-    """The idle stretches between consecutive disjoint intervals."""
-    return [(merged[i - 1][1], merged[i][0]) for i in range(1, len(merged))]
-
-
 def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
     """Where two merged (sorted, disjoint) interval lists overlap."""
     out: list[Interval] = []

@@ -138,7 +138,7 @@ def _device_metrics(
         nccl_pct = 100.0 * nccl_us / kernel_us
     else:
         unavailable["nccl_pct"] = "no kernel time in the trace"
-    comm = _communication(ops, {name for name in by_name if is_nccl(name)}, busy)
+    comm = _communication(ops, {name for name in by_name if is_nccl(name)}, busy_us)
     nccl_overlap_pct = 100.0 * comm.overlapped_us / comm.nccl_union_us if comm.nccl_union_us > 0 else None
     if nccl_overlap_pct is None:
         unavailable["nccl_overlap_pct"] = "no NCCL kernels in the trace"
@@ -356,13 +356,13 @@ class Communication(NamedTuple):
     collectives: tuple[float, ...]  # each NCCL kernel's duration, in the order they started
 
 
-def _communication(ops: list[DeviceOp], nccl_names: set[str], busy: list[intervals.Interval]) -> Communication:
+def _communication(ops: list[DeviceOp], nccl_names: set[str], busy_us: float) -> Communication:
     """Computation against communication on one device. ``nccl_names``: the kernel names
-    classified once each, not once per launch; ``ops`` sorted by start; ``busy``: their union,
-    which is the computation where none is NCCL's (most traces: no second union to make)."""
+    classified once each, not once per launch; ``ops`` sorted by start; ``busy_us``: the length
+    of their union, which is the computation where none is NCCL's (most traces: no second union)."""
     if not nccl_names:
         nothing = intervals.total([])
-        return Communication(intervals.total(busy), nothing, nothing, ())
+        return Communication(busy_us, nothing, nothing, ())
     nccl: list[intervals.Interval] = []
     other: list[intervals.Interval] = []
     for op in ops:
