@@ -9,7 +9,6 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ranks": [r.to_dict() for r in results],
                 "spread": {
                     "ranks": list(spread.ranks),
-                    "metrics": {s.metric: {**asdict(s), "spread": s.spread} for s in spread.metrics},
+                    "metrics": {s.metric: {**s._asdict(), "spread": s.spread} for s in spread.metrics},
                     "nccl_imbalance_pct": spread.nccl_imbalance_pct,
                     "straggler_rank": found.straggler_rank if found is not None else None,
                 },

@@ -133,9 +133,9 @@ def from_chrome(document: Any, source: str, *, time_unit: str = "us") -> Trace:
         events = document.traceEvents
         if not isinstance(events, list):
             raise TraceFormatError(source, "no 'traceEvents' array: not a Chrome/Kineto trace")
-        trace = Trace(
-            source, device_names=device_names(document.deviceProperties), rank=trace_rank(document.distributedInfo)
-        )
+        trace = Trace(source)
+        trace.device_names = device_names(document.deviceProperties)
+        trace.rank = trace_rank(document.distributedInfo)
     elif isinstance(document, list):
         events, trace = document, Trace(source)
     else:

@@ -10,11 +10,10 @@ classifier falls back to its labelled heuristic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class DevicePeak:
+class DevicePeak(NamedTuple):
     name: str
     tflops_16bit: float  # bf16/fp16 tensor cores, dense
     tflops_fp32: float  # plain fp32 (torch's default matmul precision)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from dataclasses import replace
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -53,55 +52,48 @@ def analyze(trace: Trace, *, top: int = 10, step_ms: float | None = None) -> Tra
         return _analyze(trace, top, step_ms)
 
 
+class _Shared(NamedTuple):
+    """What every device's metrics take from the trace as a whole."""
+
+    host: list[intervals.Interval]  # merged host work
+    syncs: list[intervals.Interval]  # merged synchronize calls
+    allocations: AllocationStats
+    frees: AllocationStats
+    calls: HostCalls
+    flops: float
+    flop_bytes: float
+    flop_element_size: int | None
+
+
 def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     if not trace.device_ops:
         return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS)
     by_device: dict[int, list[DeviceOp]] = defaultdict(list)
     for op in trace.device_ops:
         by_device[op.device].append(op)
-    host = intervals.merge(trace.host)
-    syncs = intervals.merge(trace.syncs)
-    allocations, frees = _allocator_calls(trace.allocations), _allocator_calls(trace.frees)
-    flops = sum(op.flops for op in trace.flop_ops)
-    flop_bytes = sum(op.bytes for op in trace.flop_ops)
-    element_size = dominant_element_size(trace.flop_ops)
-    calls = host_calls(trace)
+    shared = _Shared(
+        host=intervals.merge(trace.host),
+        syncs=intervals.merge(trace.syncs),
+        allocations=_allocator_calls(trace.allocations),
+        frees=_allocator_calls(trace.frees),
+        calls=host_calls(trace),
+        flops=sum(op.flops for op in trace.flop_ops),
+        flop_bytes=sum(op.bytes for op in trace.flop_ops),
+        flop_element_size=dominant_element_size(trace.flop_ops),
+    )
     launched = {op.correlation for op in trace.device_ops if op.correlation is not None}
     devices = []
     for device in sorted(by_device):
-        metrics = _device_metrics(
-            trace, device, by_device[device], host, syncs, (allocations, frees), flops, flop_bytes, top
-        )
-        metrics = replace(
-            metrics,
-            host_wait_pct=host_wait_pct(metrics, step_ms),
-            flop_element_size=element_size,
-            cpu_ops=calls.cpu_ops,
-            host_syncs=calls.syncs,
-            sync_ops=calls.sync_ops,
-            top_operators=calls.operators[:top],
-        )
-        if not trace.ops:
-            metrics.unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
+        metrics = _device_metrics(trace, device, by_device[device], shared, top)
         problems = trust_problems(metrics, by_device[device], trace.api_calls, launched, _window(trace), step_ms)
         for metric, reason in unreliable(problems).items():
             metrics.unavailable.setdefault(metric, reason)
-        metrics = replace(metrics, trust=problems)
-        devices.append(replace(metrics, classification=classify(metrics, step_ms)))
+        metrics = metrics._replace(host_wait_pct=host_wait_pct(metrics, step_ms), trust=problems)
+        devices.append(metrics._replace(classification=classify(metrics, step_ms)))
     return TraceMetrics(trace.source, trace.rank, trace.steps, tuple(devices))
 
 
-def _device_metrics(
-    trace: Trace,
-    device: int,
-    ops: list[DeviceOp],
-    host: list[intervals.Interval],
-    syncs: list[intervals.Interval],
-    allocator: tuple[AllocationStats, AllocationStats],
-    flops: float,
-    flop_bytes: float,
-    top: int,
-) -> DeviceMetrics:
+def _device_metrics(trace: Trace, device: int, ops: list[DeviceOp], shared: _Shared, top: int) -> DeviceMetrics:
     _sort_by_start_then_end(ops)
     busy = intervals.merge((op.start, op.end) for op in ops)
     busy_us = intervals.total(busy)
@@ -121,12 +113,13 @@ def _device_metrics(
         unavailable["gpu_active_pct"] = "device operations have zero total span"
 
     dispatch_ratio: float | None = None
-    if not host:
+    if not shared.host:
         unavailable["dispatch_ratio"] = "no host events (cpu_op, cuda_runtime, cuda_driver) in the trace"
     elif busy_us <= 0:
         unavailable["dispatch_ratio"] = "device busy time is zero"
     else:
-        host_us = intervals.total(intervals.clip(host, lo, hi)) - intervals.total(intervals.clip(syncs, lo, hi))
+        host_us = intervals.total(intervals.clip(shared.host, lo, hi))
+        host_us -= intervals.total(intervals.clip(shared.syncs, lo, hi))
         dispatch_ratio = host_us / busy_us
 
     kernels = [op for op in ops if op.kind == KERNEL]
@@ -142,6 +135,8 @@ def _device_metrics(
     nccl_overlap_pct = 100.0 * comm.overlapped_us / comm.nccl_union_us if comm.nccl_union_us > 0 else None
     if nccl_overlap_pct is None:
         unavailable["nccl_overlap_pct"] = "no NCCL kernels in the trace"
+    if not trace.ops:
+        unavailable.update(cpu_ops_per_step=NO_OPERATORS, host_syncs_per_step=NO_OPERATORS)
 
     return DeviceMetrics(
         device=device,
@@ -168,10 +163,15 @@ def _device_metrics(
         memcpy=_copies(ops, MEMCPY),
         memset=_copies(ops, MEMSET),
         allocator_stall_us=intervals.total(intervals.clip(slow_calls, lo, hi)),
-        allocations=allocator[0],
-        frees=allocator[1],
-        flops=flops,
-        flop_bytes=flop_bytes,
+        allocations=shared.allocations,
+        frees=shared.frees,
+        flops=shared.flops,
+        flop_bytes=shared.flop_bytes,
+        flop_element_size=shared.flop_element_size,
+        cpu_ops=shared.calls.cpu_ops,
+        host_syncs=shared.calls.syncs,
+        sync_ops=shared.calls.sync_ops,
+        top_operators=shared.calls.operators[:top],
         unavailable=unavailable,
         kernel_counts={name: count for name, (count, _) in sorted(by_name.items())},
         kernel_time_us={name: total for name, (_, total) in sorted(by_name.items())},

@@ -4,7 +4,7 @@ from what each rank of a torchrun job measured (``--gpuperf`` under torchrun).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pytest_gpuperf.analysis.bottleneck import RankWait, classify
@@ -22,8 +22,7 @@ SPREAD_METRICS = (
 BALANCED_PCT = 10.0  # computation per step within this of the slowest rank's: balanced
 
 
-@dataclass(frozen=True)
-class MetricSpread:
+class MetricSpread(NamedTuple):
     metric: str
     minimum: float
     maximum: float
@@ -35,8 +34,7 @@ class MetricSpread:
         return self.maximum - self.minimum
 
 
-@dataclass(frozen=True)
-class RankSpread:
+class RankSpread(NamedTuple):
     ranks: tuple[int, ...]
     metrics: tuple[MetricSpread, ...]
     nccl_imbalance_pct: float | None  # (max - min) / max of NCCL kernel time per rank
@@ -57,8 +55,7 @@ class RankFigures(NamedTuple):
         return cls(rank, m.steps, m.compute_us, m.nccl_us, m.nccl_exposed_us, m.collective_us)
 
 
-@dataclass(frozen=True)
-class RankTime:
+class RankTime(NamedTuple):
     """One rank's device time per step, by what it did."""
 
     rank: int
@@ -68,8 +65,7 @@ class RankTime:
     wait_us: float  # NCCL time beyond the fastest rank's for the same collectives: waiting for a peer
 
 
-@dataclass(frozen=True)
-class RankBalance:
+class RankBalance(NamedTuple):
     """Who the job waits for. Collectives are matched across ranks by their order (from the
     last): the fastest rank's time for one approximates its transfer, any more is waiting."""
 
@@ -146,8 +142,8 @@ def reclassified(metrics: TraceMetrics, wait: RankWait, step_ms: float | None = 
         return metrics
     # The wait is per step; the class reads time over the whole pass, as its other figures.
     over_pass = wait._replace(wait_us=wait.wait_us * primary.steps)
-    again = replace(primary, classification=classify(primary, step_ms, over_pass))
-    return replace(metrics, devices=tuple(again if d is primary else d for d in metrics.devices))
+    again = primary._replace(classification=classify(primary, step_ms, over_pass))
+    return metrics._replace(devices=tuple(again if d is primary else d for d in metrics.devices))
 
 
 def rank_of(index: int, metrics: TraceMetrics) -> int:

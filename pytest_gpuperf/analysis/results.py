@@ -1,22 +1,24 @@
-"""What the analysis finds in a trace: plain frozen dataclasses, stdlib only."""
+"""What the analysis finds in a trace: immutable records (named tuples), stdlib only.
+
+Named tuples, not dataclasses: ``gpuperf analyze`` runs one process per trace, and importing
+``dataclasses`` (with ``inspect``) and building these classes with it took about a tenth of
+such a process. Fields named ``count`` shadow ``tuple.count``, which nothing here calls.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class KernelStat:
+class KernelStat(NamedTuple):
     name: str
-    count: int
+    count: int  # type: ignore[assignment]
     total_us: float
     mean_us: float
     pct_of_kernel_time: float
 
 
-@dataclass(frozen=True)
-class TrustProblem:
+class TrustProblem(NamedTuple):
     """Something in a trace that makes some of its metrics unreliable (analysis.trust)."""
 
     check: str  # busy-over-step, graph-under-recorded, outside-window, stream-overlap, unmatched-launches
@@ -27,8 +29,7 @@ class TrustProblem:
         return f"{self.detail} (unreliable: {', '.join(self.unreliable)})"
 
 
-@dataclass(frozen=True)
-class OperatorStat:
+class OperatorStat(NamedTuple):
     """One top-level operator's cost over the trace: the host time the step paid to run it
     against the device time of the work it launched (far more host than device: dispatch-heavy)."""
 
@@ -38,11 +39,10 @@ class OperatorStat:
     device_us: float  # summed durations of the device operations launched inside its calls
 
 
-@dataclass(frozen=True)
-class GapStats:
+class GapStats(NamedTuple):
     """Idle stretches between merged busy intervals of one device."""
 
-    count: int
+    count: int  # type: ignore[assignment]
     total_us: float
     median_us: float
     max_us: float
@@ -50,8 +50,7 @@ class GapStats:
     host_share_pct: float  # host_us as a share of total_us
 
 
-@dataclass(frozen=True)
-class Launches:
+class Launches(NamedTuple):
     """Device operations joined to their host call through the correlation id,
     counted once per host call (one cudaGraphLaunch covers many kernels)."""
 
@@ -62,14 +61,12 @@ class Launches:
     unmatched_ops: int  # device operations with no host call in the trace
 
 
-@dataclass(frozen=True)
-class CopyStats:
-    count: int
+class CopyStats(NamedTuple):
+    count: int  # type: ignore[assignment]
     total_us: float
 
 
-@dataclass(frozen=True)
-class AllocationStats:
+class AllocationStats(NamedTuple):
     """Allocator calls on the host; slow ones stall the launch of everything after them."""
 
     calls: int
@@ -78,8 +75,7 @@ class AllocationStats:
     slow_total_us: float
 
 
-@dataclass(frozen=True)
-class Bottleneck:
+class Bottleneck(NamedTuple):
     kind: str  # overhead-bound, communication-bound, compute-bound, memory-bound, allocation-stalls, unavailable
     method: str  # "trace" (timeline evidence), "roofline", or "heuristic" (GEMM share)
     evidence: tuple[str, ...]
@@ -87,8 +83,7 @@ class Bottleneck:
     secondary: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class DeviceMetrics:
+class DeviceMetrics(NamedTuple):
     device: int
     device_name: str | None
     steps: int
@@ -117,17 +112,18 @@ class DeviceMetrics:
     allocator_stall_us: float  # union of allocator calls over 1 ms, inside the device span
     flops: float
     flop_bytes: float
-    flop_element_size: int | None = None  # operand bytes of the operators carrying most FLOPs
-    cpu_ops: int = 0  # top-level operators the host ran (the dispatcher work it pays for)
-    host_syncs: int = 0  # synchronizing CUDA calls inside operators: the host waited for the GPU
-    sync_ops: dict[str, int] = field(default_factory=dict)  # top-level operator -> its synchronizing calls
-    top_operators: tuple[OperatorStat, ...] = ()  # top-level operators by host time, most first
+    flop_element_size: int | None  # operand bytes of the operators carrying most FLOPs
+    cpu_ops: int  # top-level operators the host ran (the dispatcher work it pays for)
+    host_syncs: int  # synchronizing CUDA calls inside operators: the host waited for the GPU
+    sync_ops: dict[str, int]  # top-level operator -> its synchronizing calls
+    top_operators: tuple[OperatorStat, ...]  # top-level operators by host time, most first
+    unavailable: dict[str, str]  # metric -> why it has no value, or why it cannot be believed
+    kernel_counts: dict[str, int]  # kernel name -> launches in the trace
+    kernel_time_us: dict[str, float]  # kernel name -> summed duration in the trace
+    # Set once the figures above are known:
     trust: tuple[TrustProblem, ...] = ()  # why some metrics cannot be believed; empty: none found
     classification: Bottleneck | None = None
     host_wait_pct: float = 0.0  # share of the step the GPU idled waiting for the host (bottleneck.host_wait_pct)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    kernel_counts: dict[str, int] = field(default_factory=dict)  # kernel name -> launches in the trace
-    kernel_time_us: dict[str, float] = field(default_factory=dict)  # kernel name -> summed duration in the trace
 
     @property
     def kernels_per_step(self) -> float:
@@ -160,7 +156,7 @@ class DeviceMetrics:
         return 100.0 * self.nccl_exposed_us / self.span_us if self.span_us > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = plain(self)
         out["kernels_per_step"] = self.kernels_per_step
         out["compute_us_per_step"] = self.compute_us_per_step
         out["cpu_ops_per_step"] = self.cpu_ops_per_step
@@ -171,8 +167,7 @@ class DeviceMetrics:
         return out
 
 
-@dataclass(frozen=True)
-class TraceMetrics:
+class TraceMetrics(NamedTuple):
     """Metrics of one trace file: one entry per device, never pooled.
 
     ``primary`` is the only device, or on a multi-device trace the one with the
@@ -199,10 +194,27 @@ class TraceMetrics:
             for key in ("gpu_active_pct", "busy_us", "span_us", "dispatch_ratio", "nccl_pct"):
                 out[key] = None
             out["kernels"] = 0
-            out["classification"] = asdict(Bottleneck("unavailable", "trace", (reason,), "none"))
+            out["classification"] = plain(Bottleneck("unavailable", "trace", (reason,), "none"))
             out["unavailable"] = {"gpu_active_pct": reason, "dispatch_ratio": reason, "nccl_pct": reason}
             out["devices"] = []
             return out
         out.update(primary.to_dict())
         out["devices"] = [d.to_dict() for d in self.devices]
         return out
+
+
+class _Record(Protocol):
+    def _asdict(self) -> dict[str, Any]: ...
+
+
+def plain(record: _Record) -> dict[str, Any]:
+    """A record as JSON-ready data: its fields by name, the records in them likewise."""
+    return {name: _plain_value(value) for name, value in record._asdict().items()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return plain(value) if hasattr(value, "_asdict") else [_plain_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain_value(item) for key, item in value.items()}
+    return value

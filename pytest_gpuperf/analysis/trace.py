@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pytest_gpuperf.analysis.intervals import Interval
@@ -60,22 +59,32 @@ class FlopOp(NamedTuple):
     element_size: int
 
 
-@dataclass
 class Trace:
-    source: str
-    device_ops: list[DeviceOp] = field(default_factory=list)
-    host: list[Interval] = field(default_factory=list)  # cpu ops, runtime and driver calls
-    syncs: list[Interval] = field(default_factory=list)  # the synchronize calls among them
-    ops: list[Interval] = field(default_factory=list)  # operators (cpu_op), where they ran on the host
-    op_names: list[str] = field(default_factory=list)  # each operator's name, in the order of ``ops``
-    api_calls: dict[int, ApiCall] = field(default_factory=dict)  # by correlation id
-    allocations: list[ApiCall] = field(default_factory=list)  # cudaMalloc and kin
-    frees: list[ApiCall] = field(default_factory=list)  # cudaFree and kin (synchronous: they stall too)
-    flop_ops: list[FlopOp] = field(default_factory=list)
-    steps: int = 1
-    step_spans: list[Interval] = field(default_factory=list)  # the profiled steps' annotations on the host
-    device_names: dict[int, str] = field(default_factory=dict)
-    rank: int | None = None
+    """A trace in the form the analysis reads, filled by one of the readers. (A plain class:
+    ``gpuperf analyze`` runs a process per trace, which need not import ``dataclasses``.)"""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.device_ops: list[DeviceOp] = []
+        self.host: list[Interval] = []  # cpu ops, runtime and driver calls
+        self.syncs: list[Interval] = []  # the synchronize calls among them
+        self.ops: list[Interval] = []  # operators (cpu_op), where they ran on the host
+        self.op_names: list[str] = []  # each operator's name, in the order of ``ops``
+        self.api_calls: dict[int, ApiCall] = {}  # by correlation id
+        self.allocations: list[ApiCall] = []  # cudaMalloc and kin
+        self.frees: list[ApiCall] = []  # cudaFree and kin (synchronous: they stall too)
+        self.flop_ops: list[FlopOp] = []
+        self.steps = 1
+        self.step_spans: list[Interval] = []  # the profiled steps' annotations on the host
+        self.device_names: dict[int, str] = {}
+        self.rank: int | None = None
+
+    def __eq__(self, other: object) -> bool:
+        """Every field equal: what the readers must agree on for the same file."""
+        return type(other) is Trace and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Trace({self.source!r}: {len(self.device_ops)} device operations, {len(self.host)} host intervals)"
 
     def add_api_call(self, name: str, start: float, end: float, correlation: int | None) -> None:
         """A CUDA runtime or driver call: host work, joined to device work by its

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pytest_gpuperf.analysis.results import plain
 from pytest_gpuperf.judging.baseline import entry_to_dict
 from pytest_gpuperf.judging.compare import Comparison
 from pytest_gpuperf.judging.verdict import Verdict
@@ -99,7 +100,7 @@ def _json(m: Measurement, verdict: Verdict, recorded: bool, trace_saved: str | N
         "trace": m.trace.to_dict() if m.trace is not None else None,
         "trace_unavailable": m.trace_unavailable,
         "trace_saved": trace_saved,
-        "bottleneck": asdict(device.classification) if device and device.classification else None,
+        "bottleneck": plain(device.classification) if device and device.classification else None,
         "wall_s": m.wall_s,
         "round_clock_mhz": list(m.round_clock_mhz),
         "baseline": _baseline_json(m.comparison, recorded),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
@@ -134,7 +133,7 @@ def balance_json(found: RankBalance | None) -> dict[str, Any] | None:
         "straggler_rank": found.straggler_rank,
         "compute_imbalance_pct": found.compute_imbalance_pct,
         "collectives_matched": found.matched,
-        "per_rank": [asdict(r) for r in found.ranks],
+        "per_rank": [r._asdict() for r in found.ranks],
         "note": found.note,
         "summary": found.describe(),
     }
