@@ -9,7 +9,6 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_gpuperf import __version__
@@ -114,7 +113,7 @@ def _compare(args: argparse.Namespace) -> int:
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         print("gpuperf: error: --tolerance must be a finite number, 0 or more", file=sys.stderr)
         return 2
-    names = (Path(args.before).name, Path(args.after).name)
+    names = (os.path.basename(args.before), os.path.basename(args.after))
     try:
         reports = [_read_report(path) for path in (args.before, args.after)]
         changes = compare_runs(reports[0], reports[1], args.tolerance, names)
@@ -130,7 +129,8 @@ def _read_report(path: str) -> Any:
     from pytest_gpuperf.judging.runs import RunReportError
 
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
     except OSError as exc:
         raise RunReportError(f"{path}: cannot read file: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

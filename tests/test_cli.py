@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from pytest_gpuperf.analysis.load import shown_name
 from pytest_gpuperf.cli import main
 from tests.traces import DATA, kernel, trace
 
@@ -119,3 +122,16 @@ def test_several_traces_name_the_straggler_by_computation(capsys: pytest.Capture
     text = capsys.readouterr().out
     assert "bottleneck      rank-imbalance (ranks)" in text
     assert "straggler rank 1: computation 150 us per step, 50% more than rank 0's (imbalance 33.3%)" in text
+
+
+@given(st.text(alphabet="a./", max_size=12))
+def test_a_trace_is_named_by_its_path_as_pathlib_writes_it(path: str) -> None:
+    assert shown_name(path) == str(Path(path))
+
+
+def test_the_report_names_the_trace_by_its_normalized_path(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(DATA.parent)
+    assert main(["analyze", f".//{DATA.name}/./gemm.json.gz", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == f"{DATA.name}/gemm.json.gz"

@@ -61,7 +61,7 @@ def read(path: Path, *, python: bool = False, time_unit: str = "us") -> Trace | 
 
 def both_ways(path: Path, time_unit: str = "us") -> tuple[Trace | str, Trace | str, bool]:
     """(scanner's outcome, Python reader's outcome, whether the scanner read it itself)."""
-    scanned = native.scan_file(path, str(path), time_unit) if native.enabled() else None
+    scanned = native.scan_file(str(path), time_unit) if native.enabled() else None
     return read(path, time_unit=time_unit), read(path, python=True, time_unit=time_unit), scanned is not None
 
 
@@ -164,7 +164,7 @@ def test_events_read_holding_the_gil_or_declined_keep_their_order(
 def test_without_the_scanner_the_python_reader_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     path = DATA / "gemm.json.gz"
     monkeypatch.setattr(native, "_scan", None)
-    assert not native.enabled() and native.scan_file(path, str(path)) is None
+    assert not native.enabled() and native.scan_file(str(path)) is None
     assert load(path) == read(path, python=True)
 
 

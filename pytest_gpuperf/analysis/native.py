@@ -14,7 +14,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from queue import Empty, Queue
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
@@ -63,13 +62,13 @@ def enabled() -> bool:
     return _scan is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
 
 
-def scan_file(path: Path, name: str, time_unit: str = "us") -> Trace | None:
-    """The trace in the Chrome/Kineto file at ``path``, or None where the native scanner
+def scan_file(name: str, time_unit: str = "us") -> Trace | None:
+    """The trace in the Chrome/Kineto file named ``name``, or None where the native scanner
     is not enabled or does not read this document."""
     kineto.time_scale(time_unit)  # a bad unit is an error whichever way the file is read
     if not enabled():
         return None
-    return scan_pieces(_text(path, name), name, time_unit)
+    return scan_pieces(_text(name), name, time_unit)
 
 
 def scan_pieces(pieces: Iterable[bytes], name: str, time_unit: str = "us") -> Trace | None:
@@ -139,10 +138,10 @@ def _finish(trace: Trace, scanner: Scanner) -> None:
         trace.steps = len(scanner.step_names)
 
 
-def _text(path: Path, name: str) -> Iterator[bytes]:
+def _text(name: str) -> Iterator[bytes]:
     """The file's JSON text in pieces, decompressed where it is gzip."""
     try:
-        with path.open("rb") as file:
+        with open(name, "rb") as file:
             head = file.read(_READ_PIECE)
             if head[:2] == b"\x1f\x8b":
                 raw = head + file.read()
