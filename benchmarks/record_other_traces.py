@@ -83,7 +83,15 @@ def scheduled(out: Path, name: str, step: Step, steps: int, **options: Any) -> P
 
 
 def record(out: Path, name: str, step: Step, how: Callable[..., Path], target: int = 70_000, **options: Any) -> None:
-    """Warm up, count one step's events, then record as many steps as make about ``target``."""
+    """Warm up, count one step's events, then record as many steps as make about ``target``.
+    A model that fails is reported and the others still recorded."""
+    try:
+        _record(out, name, step, how, target, **options)
+    except Exception as exc:
+        print(f"{name}: failed: {exc!r}", flush=True)
+
+
+def _record(out: Path, name: str, step: Step, how: Callable[..., Path], target: int, **options: Any) -> None:
     for _ in range(3):
         step()
     torch.cuda.synchronize()
@@ -112,7 +120,7 @@ def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
 
-    t5 = T5ForConditionalGeneration(T5Config(d_model=512, num_layers=6, num_heads=8)).to(DEVICE).eval()
+    t5 = T5ForConditionalGeneration(T5Config(d_model=512, num_layers=6, num_heads=8, decoder_start_token_id=0)).to(DEVICE).eval()
     source = torch.randint(0, 32000, (4, 96), device=DEVICE)
     generate = dict(max_new_tokens=24, min_new_tokens=24, do_sample=False)
     record(out, "hf_t5_generate", lambda: infer(t5.generate, source, **generate), exported)
