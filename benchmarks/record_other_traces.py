@@ -120,7 +120,8 @@ def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
 
-    t5 = T5ForConditionalGeneration(T5Config(d_model=512, num_layers=6, num_heads=8, decoder_start_token_id=0)).to(DEVICE).eval()
+    t5_config = T5Config(d_model=512, num_layers=6, num_heads=8, decoder_start_token_id=0)
+    t5 = T5ForConditionalGeneration(t5_config).to(DEVICE).eval()
     source = torch.randint(0, 32000, (4, 96), device=DEVICE)
     generate = dict(max_new_tokens=24, min_new_tokens=24, do_sample=False)
     record(out, "hf_t5_generate", lambda: infer(t5.generate, source, **generate), exported)
