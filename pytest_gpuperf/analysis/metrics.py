@@ -325,16 +325,25 @@ def _operators(trace: Trace, top: _TopLevel) -> tuple[OperatorStat, ...]:
     for start, end, name in zip(top.starts, top.ends, top.names, strict=True):
         calls[name] += 1
         host[name] += end - start
+    owners = _owners(trace, top)
     device: dict[str, float] = defaultdict(float)
-    api_calls, enclosing = trace.api_calls, top.enclosing
     for start, end, _, _, _, _, correlation in trace.device_ops:
-        launch = api_calls.get(correlation) if correlation is not None else None
-        owner = enclosing(launch.start, launch.end) if launch is not None else None
-        if owner is not None:
+        if (owner := owners[correlation]) is not None:
             device[owner] += end - start
     stats = [OperatorStat(name, calls[name], host[name], device.get(name, 0.0)) for name in calls]
     stats.sort(key=lambda s: (-s.host_us, s.name))
     return tuple(stats)
+
+
+def _owners(trace: Trace, top: _TopLevel) -> dict[int | None, str | None]:
+    """The top-level operator that launched each correlation id's device work, found once per
+    id: a CUDA graph's replay is one launch for all of its kernels."""
+    api_calls, enclosing = trace.api_calls, top.enclosing
+    owners: dict[int | None, str | None] = {None: None}
+    for correlation in {op.correlation for op in trace.device_ops}:
+        launch = api_calls.get(correlation) if correlation is not None else None
+        owners[correlation] = enclosing(launch.start, launch.end) if launch is not None else None
+    return owners
 
 
 def _blocking_copies(trace: Trace) -> list[intervals.Interval]:
