@@ -131,6 +131,21 @@ def test_plain_and_gzip_files_and_time_units_read_the_same(tmp_path: Path) -> No
             assert natively and isinstance(scanned, Trace) and scanned == python
 
 
+@needs_scanner
+def test_long_whitespace_between_every_token_reads_the_same(tmp_path: Path) -> None:
+    """Runs of whitespace longer than the scanner's 16-byte steps, and one broken inside by a
+    byte that is not JSON whitespace (the Python reader's error)."""
+    document = json.loads(gzip.decompress((DATA / "decode_graph.json.gz").read_bytes()))
+    indent = "\t \r\n" * 5
+    text = json.dumps(document, indent=indent, separators=(" \n\t\r  " * 4 + ",", "\r\n" * 9 + ":  \t"))
+    path = tmp_path / "spread.json"
+    for written, readable in ((text, True), (text.replace(indent, indent[:18] + "\x0b" + indent[18:], 1), False)):
+        path.write_text(written)
+        scanned, python, natively = both_ways(path)
+        assert scanned == python and isinstance(python, Trace) == readable
+        assert natively == readable
+
+
 KERNEL_EVENT = (
     '{"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 1, "dur": 2, "args": {"correlation": 3}}'
 )
@@ -214,9 +229,11 @@ def mutate(text: bytes, rng: random.Random) -> bytes:
     if kind == 3 and (spots := [m.start() for m in re.finditer(rb'"(?:ts|dur|name|correlation|device)":', text)]):
         at = rng.choice(spots)  # a repeated key: the decoder keeps the last
         return text[:at] + text[at : text.index(b",", at) + 1] + text[at:] if b"," in text[at:] else text
-    if kind == 4:
+    if kind == 4:  # whitespace, some of it in runs longer than the scanner's 16-byte steps
         at = rng.randrange(len(text))
-        return text[:at] + rng.choice([b" ", b"\t", b"\r\n", b"\x0b", b"\xc2\xa0"]) + text[at:]
+        run = bytes(rng.choice(b" \t\r\n") for _ in range(rng.randint(14, 40)))
+        spaces = [b" ", b"\t", b"\r\n", b"\x0b", b"\xc2\xa0", run, run[:20] + b"\x0b" + run[20:]]
+        return text[:at] + rng.choice(spaces) + text[at:]
     if kind == 5:
         at = rng.randrange(len(text))
         return text[:at] + bytes([rng.randrange(256)]) + text[at + 1 :]
