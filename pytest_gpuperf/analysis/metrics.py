@@ -325,25 +325,17 @@ def _operators(trace: Trace, top: _TopLevel) -> tuple[OperatorStat, ...]:
     for start, end, name in zip(top.starts, top.ends, top.names, strict=True):
         calls[name] += 1
         host[name] += end - start
-    owners = _owners(trace, top)
     device: dict[str, float] = defaultdict(float)
+    api_calls, starts, ends, names = trace.api_calls, top.starts, top.ends, top.names
     for start, end, _, _, _, _, correlation in trace.device_ops:
-        if (owner := owners[correlation]) is not None:
-            device[owner] += end - start
+        launch = api_calls.get(correlation) if correlation is not None else None
+        if launch is not None:  # as top.enclosing(launch.start, launch.end), inlined: once per device operation
+            index = bisect.bisect_right(starts, launch.start) - 1
+            if index >= 0 and ends[index] >= launch.end:
+                device[names[index]] += end - start
     stats = [OperatorStat(name, calls[name], host[name], device.get(name, 0.0)) for name in calls]
     stats.sort(key=lambda s: (-s.host_us, s.name))
     return tuple(stats)
-
-
-def _owners(trace: Trace, top: _TopLevel) -> dict[int | None, str | None]:
-    """The top-level operator that launched each correlation id's device work, found once per
-    id: a CUDA graph's replay is one launch for all of its kernels."""
-    api_calls, enclosing = trace.api_calls, top.enclosing
-    owners: dict[int | None, str | None] = {None: None}
-    for correlation in {op.correlation for op in trace.device_ops}:
-        launch = api_calls.get(correlation) if correlation is not None else None
-        owners[correlation] = enclosing(launch.start, launch.end) if launch is not None else None
-    return owners
 
 
 def _blocking_copies(trace: Trace) -> list[intervals.Interval]:
