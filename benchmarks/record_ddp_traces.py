@@ -4,8 +4,8 @@ distributed traces (NCCL kernels, process-group metadata) it was not tuned on:
     torchrun --standalone --nproc-per-node 2 -m benchmarks.record_ddp_traces OUTDIR
 
 HF GPT-2 and timm ResNet-50 training steps under DistributedDataParallel (random weights,
-bf16 autocast), profiled with torch.profiler's defaults plus record_shapes, written with
-export_chrome_trace: ``OUTDIR/<model>/rank<N>.json.gz``, about 70k events a rank. NCCL's
+bf16 autocast), profiled with torch.profiler's defaults plus record_shapes, written by
+tensorboard_trace_handler after a wait and a warmup step: ``OUTDIR/<model>/rank<N>.pt.trace.json.gz``, about 70k events a rank. NCCL's
 NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the lent machines require.
 """
 
@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from benchmarks.record_other_traces import events_in, exported, train_step
+from benchmarks.record_other_traces import events_in, exported, scheduled, train_step
 
 TARGET_EVENTS = 70_000
 
@@ -38,7 +38,9 @@ def record(out: Path, name: str, step: Callable[[], None], rank: int) -> None:
     steps = [max(1, round(TARGET_EVENTS / events_in(probe)))]
     probe.unlink()
     dist.broadcast_object_list(steps, src=0)  # the same steps on every rank: their collectives match
-    path = exported(folder, f"rank{rank}", step, steps[0], record_shapes=True)
+    # A schedule (wait, warmup, then the steps): the ranks' profilers start apart, and the first
+    # collectives' wait for the later one stays out of the recorded steps.
+    path = scheduled(folder, f"rank{rank}", step, steps[0], record_shapes=True)
     print(f"{name} rank {rank}: {steps[0]} steps, {events_in(path)} events", flush=True)
     dist.barrier()
 
