@@ -4,9 +4,10 @@ distributed traces (NCCL kernels, process-group metadata) it was not tuned on:
     torchrun --standalone --nproc-per-node 2 -m benchmarks.record_ddp_traces OUTDIR
 
 HF GPT-2 and timm ResNet-50 training steps under DistributedDataParallel (random weights,
-bf16 autocast), profiled with torch.profiler's defaults plus record_shapes, written by
-tensorboard_trace_handler after a wait and a warmup step: ``OUTDIR/<model>/rank<N>.pt.trace.json.gz``, about 70k events a rank. NCCL's
-NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the lent machines require.
+bf16 autocast), profiled with torch.profiler's defaults plus record_shapes after a wait and a
+warmup step, written by tensorboard_trace_handler: ``OUTDIR/<model>/rank<N>.pt.trace.json.gz``,
+about 70k events a rank. NCCL's NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the lent
+machines require.
 """
 
 from __future__ import annotations
