@@ -92,7 +92,7 @@ def test_the_straggler_is_the_rank_that_computes_longest_and_its_victim_waits() 
     victim = ranked[0].primary
     assert victim is not None and victim.classification is not None
     assert victim.classification.kind == "rank-imbalance"
-    assert "rank 1 computes 33% longer per step" in victim.classification.fix
+    assert "rank 1 computes 50% longer per step" in victim.classification.fix
     assert (
         "waits inside NCCL collectives for a slower rank 27.8% of the step (50 us per step"
         in (victim.classification.evidence[0])
@@ -101,6 +101,28 @@ def test_the_straggler_is_the_rank_that_computes_longest_and_its_victim_waits() 
     assert straggler is not None and straggler.classification is not None
     assert straggler.classification.kind not in ("rank-imbalance", "communication-bound")
     assert found.describe().startswith("straggler rank 1: computation 150 us per step, 50% more than rank 0's")
+
+
+def test_a_rank_late_by_its_host_is_the_one_waited_for_not_the_straggler() -> None:
+    """Rank 1 computes less, but its host starts each step's work 40 us late: rank 0, which
+    computes most, waits for it in the all-reduce. The wait is rank 1's to fix, on its host."""
+    ranks = []
+    for rank, (gemm, late) in enumerate(((100.0, 0.0), (90.0, 40.0))):
+        events = []
+        for n, start in enumerate((0.0, 300.0)):
+            reduce_at = start + late + gemm  # every rank's all-reduce ends at start + 140
+            events += [kernel(start + late, gemm, "gemm"), kernel(reduce_at, start + 140 - reduce_at, "ncclAllReduce")]
+            events.append(step(start, 300.0, n))
+        ranks.append(analyze(load(trace(*events, distributedInfo={"rank": rank}))))
+    ranked, found = with_balance(ranks)
+    assert found is not None and found.straggler_rank == 0 and found.late_rank == 1
+    assert {r.rank: r.wait_us for r in found.ranks} == {0: 30.0, 1: 0.0}
+    assert found.describe().endswith("wait for rank 1, late to the collectives by its host, not its computation")
+    waiting = ranked[0].primary
+    assert waiting is not None and waiting.classification is not None
+    assert waiting.classification.kind == "rank-imbalance"
+    assert "the others wait for rank 1, whose computation per step is only 0%" in waiting.classification.evidence[1]
+    assert waiting.classification.fix.startswith("speed up rank 1's host side")
 
 
 def test_balanced_ranks_and_unequal_collective_counts_are_said() -> None:

@@ -51,6 +51,12 @@ ELEMENTWISE_SHARE_PCT = 30.0
 
 _GEMM = re.compile(r"gemm|cutlass|cublas|nvjet|xmma|wgmma|matmul|s1688|s16816|hmma|triton_tem", re.IGNORECASE)
 
+# rank-imbalance where the rank the others wait for does not compute more: its host is slower.
+LATE_HOST_FIX = (
+    "speed up rank {rank}'s host side, which the others wait for inside every collective: its own "
+    "bottleneck names it (kernel launches, data loading, a busy or slower CPU); its computation is only "
+    "{pct:.0f}% over the fastest rank's"
+)
 FIXES = {
     "allocation-stalls": (
         "preallocate: a paged KV-cache block pool and static buffers allocated once, before the loop; "
@@ -112,8 +118,9 @@ class RankWait(NamedTuple):
     """What the other ranks' traces say about this one's NCCL time."""
 
     wait_us: float  # NCCL time beyond the fastest rank's for the same collectives, over the trace
-    straggler_rank: int  # the rank with the most computation per step
-    imbalance_pct: float  # (max - min) / max of computation per step between ranks
+    late_rank: int  # the rank the others wait for (it waits least)
+    late_excess_pct: float  # its computation per step over the fastest rank's, in percent
+    by_computation: bool  # it is late for its computation (the straggler, imbalanced): else its host
 
 
 def classify(m: DeviceMetrics, step_ms: float | None = None, ranks: RankWait | None = None) -> Bottleneck:
@@ -184,7 +191,9 @@ def classify(m: DeviceMetrics, step_ms: float | None = None, ranks: RankWait | N
     elif kind == device_kind:
         fix = device_fix
     elif kind == "rank-imbalance" and ranks is not None:
-        fix = FIXES[kind].format(rank=ranks.straggler_rank, pct=ranks.imbalance_pct)
+        fix = (FIXES[kind] if ranks.by_computation else LATE_HOST_FIX).format(
+            rank=ranks.late_rank, pct=ranks.late_excess_pct
+        )
     else:
         fix = FIXES[kind]
     secondary = tuple(f"{k}: {'; '.join(e)}" for k, _, e in findings[1:] if k != device_kind or kind != "mixed")
@@ -213,8 +222,11 @@ def _communication(m: DeviceMetrics, ranks: RankWait | None) -> _Communication:
                 (
                     f"this rank waits inside NCCL collectives for a slower rank {100.0 * wait / span:.1f}% of the "
                     f"step ({wait / steps:.0f} us per step beyond the fastest rank's time for the same collectives)",
-                    f"straggler: rank {ranks.straggler_rank}, whose computation per step is {ranks.imbalance_pct:.0f}% "
-                    "longer than the fastest rank's",
+                    f"straggler: rank {ranks.late_rank}, whose computation per step is {ranks.late_excess_pct:.0f}% "
+                    "longer than the fastest rank's"
+                    if ranks.by_computation
+                    else f"the others wait for rank {ranks.late_rank}, whose computation per step is only "
+                    f"{ranks.late_excess_pct:.0f}% over the fastest rank's: its host makes it late",
                 ),
             )
         )
@@ -233,7 +245,7 @@ def _communication(m: DeviceMetrics, ranks: RankWait | None) -> _Communication:
     if m.nccl_pct >= COMMUNICATION_PCT:
         note = f"{shares}: exposed {100.0 * m.nccl_exposed_us / span:.1f}% of the step"
         if ranks is not None and wait > 0:
-            note += f", {100.0 * wait / span:.1f}% of it waiting for rank {ranks.straggler_rank}"
+            note += f", {100.0 * wait / span:.1f}% of it waiting for rank {ranks.late_rank}"
         label = "communication overlapped" if overlap >= 50.0 else "communication"
         return _Communication(findings, [(label, "trace", (note,))])
     return _Communication(findings, [])

@@ -75,10 +75,23 @@ class RankBalance(NamedTuple):
     matched: int  # collectives matched on every rank
     note: str = ""  # why not every collective was matched
 
+    @property
+    def late_rank(self) -> int:
+        """The rank the others wait for: the one that waits least in the collectives (it reaches
+        them last). Usually the straggler; a rank whose host delays it is late with less computation."""
+        return min(self.ranks, key=lambda r: (r.wait_us, -r.compute_us)).rank
+
+    def late_by_computation(self) -> bool:
+        """Whether the rank the others wait for is the straggler, with computation imbalanced."""
+        return self.late_rank == self.straggler_rank and self.compute_imbalance_pct >= BALANCED_PCT
+
     def wait(self, rank: int) -> RankWait:
         """What a rank's bottleneck class needs to know of the others (its wait over the pass)."""
         mine = next(r for r in self.ranks if r.rank == rank)
-        return RankWait(mine.wait_us, self.straggler_rank, self.compute_imbalance_pct)
+        late = next(r for r in self.ranks if r.rank == self.late_rank)
+        fastest = min(r.compute_us for r in self.ranks)
+        excess_pct = 100.0 * (late.compute_us / fastest - 1.0)
+        return RankWait(mine.wait_us, late.rank, excess_pct, self.late_by_computation())
 
     def describe(self) -> str:
         fastest = min(self.ranks, key=lambda r: r.compute_us)
@@ -93,6 +106,9 @@ class RankBalance(NamedTuple):
             )
         waits = ", ".join(f"rank {r.rank} {r.wait_us:.0f} us" for r in self.ranks)
         text += f"; waiting in NCCL per step: {waits}"
+        if not self.late_by_computation() and max(r.wait_us for r in self.ranks) > 0:
+            late = self.late_rank
+            text += f"; the others wait for rank {late}, late to the collectives by its host, not its computation"
         return text + (f" ({self.note})" if self.note else "")
 
 

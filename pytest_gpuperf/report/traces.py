@@ -126,11 +126,13 @@ def render_ranks(spread: RankSpread, found: RankBalance | None = None) -> str:
 
 
 def balance_json(found: RankBalance | None) -> dict[str, Any] | None:
-    """Who the job waits for (``straggler_rank``), by computation per step, and each rank's wait."""
+    """The rank that computes most (``straggler_rank``), the one the others wait for in the
+    collectives (``late_rank``: the same one, unless a rank's host makes it late), each rank's wait."""
     if found is None:
         return None
     return {
         "straggler_rank": found.straggler_rank,
+        "late_rank": found.late_rank,
         "compute_imbalance_pct": found.compute_imbalance_pct,
         "collectives_matched": found.matched,
         "per_rank": [r._asdict() for r in found.ranks],
