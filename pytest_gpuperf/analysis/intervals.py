@@ -53,15 +53,15 @@ def clip(merged: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
 
 
 def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
-    """Where two merged (sorted, disjoint) interval lists overlap."""
+    """Where two merged (sorted, disjoint) interval lists overlap, in order."""
+    if len(a) > len(b):  # walk the shorter (a trace's NCCL kernels, say) and bisect the longer
+        a, b = b, a
     out: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if start < end:
-            out.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
+    for start, end in a:
+        first = bisect_right(b, start, key=_END)  # the first that ends after start
+        stop = bisect_left(b, end, lo=first, key=_START)  # the first that starts at end or later
+        for other_start, other_end in b[first:stop]:
+            lo, hi = max(start, other_start), min(end, other_end)
+            if lo < hi:  # zero-length intervals overlap nothing
+                out.append((lo, hi))
     return out
