@@ -292,28 +292,30 @@ def _top_level(trace: Trace) -> _TopLevel:
     """The operators not inside another, in start order. Of operators that start together the
     longest is the outer one (the first in the trace of equally long ones); zero-length ones
     at the end of the one before are operators of their own."""
-    starts = [start for start, _ in trace.ops]
-    ends = [end for _, end in trace.ops]
+    starts, ends, names = list(map(_START, trace.ops)), list(map(_END, trace.ops)), trace.op_names
     top = _TopLevel([], [], [])
     top_starts, top_ends, top_names = top
-    names = trace.op_names
-    last_end = -math.inf
+    last_start = last_end = -math.inf  # the last top-level operator's
     # One stable sort on float keys (a trace is mostly in start order already); ties are settled below.
     for i in sorted(range(len(starts)), key=starts.__getitem__):
-        start, end = starts[i], ends[i]
-        if top_starts and start == top_starts[-1] and end > top_ends[-1]:
-            # Longer than the top-level operator it starts with: the outer one. Those it replaces
-            # (the one it starts with, and zero-length ones there) are inside it.
-            while top_starts and top_starts[-1] == start:
-                top_starts.pop()
-                top_ends.pop()
-                top_names.pop()
-        elif start < last_end:
+        start = starts[i]
+        if start < last_end and start != last_start:  # inside the last top-level operator: most of them
             continue
+        end = ends[i]
+        if start == last_start:
+            if end > last_end:
+                # Longer than the top-level operator it starts with: the outer one. Those it replaces
+                # (the one it starts with, and zero-length ones there) are inside it.
+                while top_starts and top_starts[-1] == start:
+                    top_starts.pop()
+                    top_ends.pop()
+                    top_names.pop()
+            elif start < last_end:
+                continue
         top_starts.append(start)
         top_ends.append(end)
         top_names.append(names[i])
-        last_end = end
+        last_start, last_end = start, end
     return top
 
 
