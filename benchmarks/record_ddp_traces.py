@@ -23,7 +23,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from benchmarks.record_other_traces import events_in, exported, scheduled, train_step
+from benchmarks.record_other_traces import events_in, exported, scheduled
+from benchmarks.record_real_traces import train_step
 
 TARGET_EVENTS = 70_000
 

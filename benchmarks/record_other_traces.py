@@ -36,6 +36,8 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
+from benchmarks.record_real_traces import infer, train_step
+
 DEVICE = "cuda"
 ACTIVITIES = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
 Step = Callable[[], Any]
@@ -101,19 +103,6 @@ def _record(out: Path, name: str, step: Step, how: Callable[..., Path], target: 
     steps = max(1, min(400, round(target / per_step)))
     path = how(out, name, step, steps, **options)
     print(f"{path.name}: {per_step} events a step, {steps} steps, {events_in(path)} events", flush=True)
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor]) -> None:
-    with torch.autocast("cuda", torch.bfloat16):
-        value = loss()
-    value.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-@torch.no_grad()
-def infer(model: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    model(*args, **kwargs)
 
 
 def main() -> None:
