@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from benchmarks.record_other_traces import events_in, exported, scheduled
-from benchmarks.record_real_traces import train_step
+from benchmarks.record_real_traces import image_training_step, train_step
 
 TARGET_EVENTS = 70_000
 
@@ -63,16 +63,7 @@ def main() -> None:
 
     resnet = timm.create_model("resnet50").cuda().to(memory_format=torch.channels_last)
     resnet = DistributedDataParallel(resnet, device_ids=[device])
-    resnet_opt = torch.optim.SGD(resnet.parameters(), lr=0.1, momentum=0.9)
-    images = torch.randn(64, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
-    classes = torch.randint(0, 1000, (64,), device="cuda")
-    cross_entropy = torch.nn.functional.cross_entropy
-    record(
-        out,
-        "timm_resnet50_ddp_train",
-        lambda: train_step(resnet, resnet_opt, lambda: cross_entropy(resnet(images), classes)),
-        rank,
-    )
+    record(out, "timm_resnet50_ddp_train", image_training_step(resnet), rank)
     dist.destroy_process_group()
 
 

@@ -36,7 +36,7 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
-from benchmarks.record_real_traces import infer, train_step
+from benchmarks.record_real_traces import image_training_step, infer, train_step
 
 DEVICE = "cuda"
 ACTIVITIES = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
@@ -147,17 +147,7 @@ def main() -> None:
     )
 
     effnet = timm.create_model("efficientnet_b0").to(DEVICE).to(memory_format=torch.channels_last)
-    effnet_opt = torch.optim.SGD(effnet.parameters(), lr=0.1, momentum=0.9)
-    images = torch.randn(64, 3, 224, 224, device=DEVICE).to(memory_format=torch.channels_last)
-    classes = torch.randint(0, 1000, (64,), device=DEVICE)
-    cross_entropy = torch.nn.functional.cross_entropy
-    record(
-        out,
-        "timm_efficientnet_train",
-        lambda: train_step(effnet, effnet_opt, lambda: cross_entropy(effnet(images), classes)),
-        scheduled,
-        with_flops=True,
-    )
+    record(out, "timm_efficientnet_train", image_training_step(effnet), scheduled, with_flops=True)
 
     swin = timm.create_model("swin_tiny_patch4_window7_224").to(DEVICE, torch.bfloat16).eval()
     compiled_swin = torch.compile(swin, mode="reduce-overhead")

@@ -62,6 +62,16 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: C
     optimizer.zero_grad(set_to_none=True)
 
 
+def image_training_step(model: torch.nn.Module) -> Callable[[], None]:
+    """A training step of an image classifier already on the GPU in channels-last: SGD with
+    momentum, a batch of 64 224x224 images, bf16 autocast."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    images = torch.randn(64, 3, 224, 224, device=DEVICE).to(memory_format=torch.channels_last)
+    classes = torch.randint(0, 1000, (64,), device=DEVICE)
+    cross_entropy = torch.nn.functional.cross_entropy
+    return lambda: train_step(model, optimizer, lambda: cross_entropy(model(images), classes))
+
+
 @torch.no_grad()
 def infer(model: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     model(*args, **kwargs)
@@ -89,15 +99,7 @@ def main() -> None:
     record(out, "hf_gpt2_forward", lambda: infer(gpt2, text))
 
     resnet = timm.create_model("resnet50").to(DEVICE).to(memory_format=torch.channels_last)
-    resnet_opt = torch.optim.SGD(resnet.parameters(), lr=0.1, momentum=0.9)
-    images = torch.randn(64, 3, 224, 224, device=DEVICE).to(memory_format=torch.channels_last)
-    classes = torch.randint(0, 1000, (64,), device=DEVICE)
-    cross_entropy = torch.nn.functional.cross_entropy
-    record(
-        out,
-        "timm_resnet50_train",
-        lambda: train_step(resnet, resnet_opt, lambda: cross_entropy(resnet(images), classes)),
-    )
+    record(out, "timm_resnet50_train", image_training_step(resnet))
 
     vit = timm.create_model("vit_base_patch16_224").to(DEVICE, torch.bfloat16).eval()
     batch = torch.randn(32, 3, 224, 224, device=DEVICE, dtype=torch.bfloat16)
