@@ -13,13 +13,14 @@ from operator import itemgetter
 Interval = tuple[float, float]
 
 
-_START, _END = itemgetter(0), itemgetter(1)
+# An interval's start and end, as sort and bisection keys (a DeviceOp's too: it starts (start, end, ...)).
+START, END = itemgetter(0), itemgetter(1)
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Union of ``intervals`` as sorted, disjoint, non-touching intervals."""
     # By start alone: the union does not depend on the order of equal starts, and float keys sort fastest.
-    ordered = sorted(intervals, key=_START)
+    ordered = sorted(intervals, key=START)
     merged: list[Interval] = []
     if not ordered:
         return merged
@@ -43,8 +44,8 @@ def total(merged: Sequence[Interval]) -> float:
 
 def clip(merged: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
     """Parts of ``merged`` (sorted, disjoint) that lie inside ``[lo, hi]``."""
-    first = bisect_right(merged, lo, key=_END)  # the first that ends after lo
-    stop = bisect_left(merged, hi, key=_START)  # the first that starts at hi or later
+    first = bisect_right(merged, lo, key=END)  # the first that ends after lo
+    stop = bisect_left(merged, hi, key=START)  # the first that starts at hi or later
     out = list(merged[first:stop])
     if out:  # only the first can start before lo, only the last end after hi
         out[0] = (max(out[0][0], lo), out[0][1])
@@ -58,8 +59,8 @@ def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
         a, b = b, a
     out: list[Interval] = []
     for start, end in a:
-        first = bisect_right(b, start, key=_END)  # the first that ends after start
-        stop = bisect_left(b, end, lo=first, key=_START)  # the first that starts at end or later
+        first = bisect_right(b, start, key=END)  # the first that ends after start
+        stop = bisect_left(b, end, lo=first, key=START)  # the first that starts at end or later
         for other_start, other_end in b[first:stop]:
             lo, hi = max(start, other_start), min(end, other_end)
             if lo < hi:  # zero-length intervals overlap nothing

@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from operator import itemgetter
 from typing import NamedTuple
 
 from pytest_gpuperf.analysis import intervals
@@ -41,7 +40,6 @@ from pytest_gpuperf.analysis.results import (
 from pytest_gpuperf.analysis.trace import KERNEL, MEMCPY, MEMSET, ApiCall, DeviceOp, Trace, collector_paused
 from pytest_gpuperf.analysis.trust import trust_problems, unreliable
 
-_START, _END = itemgetter(0), itemgetter(1)  # DeviceOp.start, DeviceOp.end
 SLOW_ALLOCATOR_CALL_US = 1000.0
 NO_DEVICE_OPS = "no GPU events (kernel, gpu_memcpy, gpu_memset) in the trace"
 
@@ -180,8 +178,8 @@ def _device_metrics(trace: Trace, device: int, ops: list[DeviceOp], shared: _Sha
 
 def _sort_by_start_then_end(ops: list[DeviceOp]) -> None:
     """As ``ops.sort(key=lambda op: (op.start, op.end))``: two stable sorts on float keys are faster."""
-    ops.sort(key=_END)
-    ops.sort(key=_START)
+    ops.sort(key=intervals.END)
+    ops.sort(key=intervals.START)
 
 
 def _window(trace: Trace) -> tuple[float, float] | None:
@@ -292,7 +290,8 @@ def _top_level(trace: Trace) -> _TopLevel:
     """The operators not inside another, in start order. Of operators that start together the
     longest is the outer one (the first in the trace of equally long ones); zero-length ones
     at the end of the one before are operators of their own."""
-    starts, ends, names = list(map(_START, trace.ops)), list(map(_END, trace.ops)), trace.op_names
+    starts, ends = list(map(intervals.START, trace.ops)), list(map(intervals.END, trace.ops))
+    names = trace.op_names
     top = _TopLevel([], [], [])
     top_starts, top_ends, top_names = top
     last_start = last_end = -math.inf  # the last top-level operator's

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from operator import itemgetter
 
+from pytest_gpuperf.analysis.intervals import START
 from pytest_gpuperf.analysis.results import DeviceMetrics, TrustProblem
 from pytest_gpuperf.analysis.trace import KERNEL, ApiCall, DeviceOp
 
@@ -23,8 +23,6 @@ from pytest_gpuperf.analysis.trace import KERNEL, ApiCall, DeviceOp
 BUSY_OVER_STEP = 1.25
 OVERLAP_SLACK_US = 0.01  # timestamps carry nanoseconds: a smaller overlap is rounding
 EARLY_START_SHARE = 0.25  # a dependent kernel's early start overlaps at most this share of either kernel
-
-_START = itemgetter(0)  # DeviceOp.start
 
 # What each problem makes unreliable (keys of DeviceMetrics' figures and of budgets' metrics).
 _BUSY = ("gpu_active_pct", "dispatch_ratio", "host_wait_pct")
@@ -119,7 +117,7 @@ def _outside_window(
     if window is None:
         return []
     first, last = window
-    before = bisect_left(ops, first, key=_START)  # ops are sorted by start
+    before = bisect_left(ops, first, key=START)  # ops are sorted by start
     after = sum(
         1
         for op in ops
