@@ -76,22 +76,28 @@ class RankBalance(NamedTuple):
     note: str = ""  # why not every collective was matched
 
     @property
-    def late_rank(self) -> int:
+    def late(self) -> RankTime:
         """The rank the others wait for: the one that waits least in the collectives (it reaches
         them last). Usually the straggler; a rank whose host delays it is late with less computation."""
-        return min(self.ranks, key=lambda r: (r.wait_us, -r.compute_us)).rank
+        return min(self.ranks, key=lambda r: (r.wait_us, -r.compute_us))
+
+    @property
+    def late_rank(self) -> int:
+        return self.late.rank
 
     def late_by_computation(self) -> bool:
         """Whether the rank the others wait for is the straggler, with computation imbalanced."""
         return self.late_rank == self.straggler_rank and self.compute_imbalance_pct >= BALANCED_PCT
 
+    def excess_pct(self, rank: RankTime) -> float:
+        """A rank's computation per step over the fastest rank's, in percent."""
+        return 100.0 * (rank.compute_us / min(r.compute_us for r in self.ranks) - 1.0)
+
     def wait(self, rank: int) -> RankWait:
         """What a rank's bottleneck class needs to know of the others (its wait over the pass)."""
         mine = next(r for r in self.ranks if r.rank == rank)
-        late = next(r for r in self.ranks if r.rank == self.late_rank)
-        fastest = min(r.compute_us for r in self.ranks)
-        excess_pct = 100.0 * (late.compute_us / fastest - 1.0)
-        return RankWait(mine.wait_us, late.rank, excess_pct, self.late_by_computation())
+        late = self.late
+        return RankWait(mine.wait_us, late.rank, self.excess_pct(late), self.late_by_computation())
 
     def describe(self) -> str:
         fastest = min(self.ranks, key=lambda r: r.compute_us)
@@ -101,7 +107,7 @@ class RankBalance(NamedTuple):
         else:
             text = (
                 f"straggler rank {straggler.rank}: computation {straggler.compute_us:.0f} us per step, "
-                f"{100.0 * (straggler.compute_us / fastest.compute_us - 1):.0f}% more than rank {fastest.rank}'s "
+                f"{self.excess_pct(straggler):.0f}% more than rank {fastest.rank}'s "
                 f"(imbalance {self.compute_imbalance_pct:.1f}%)"
             )
         waits = ", ".join(f"rank {r.rank} {r.wait_us:.0f} us" for r in self.ranks)
