@@ -1163,14 +1163,6 @@ static PyObject *Scanner_get_distributed_info(Scanner *self, void *Py_UNUSED(clo
     return get_raw(self->distributed_info);
 }
 
-static PyObject *Scanner_get_events(Scanner *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromSsize_t(self->index);
-}
-
-static PyObject *Scanner_get_bare(Scanner *self, void *Py_UNUSED(closure)) {
-    return PyBool_FromLong(self->bare);
-}
-
 static int fetch(PyObject *trace, const char *attr, PyObject **out, PyTypeObject *type) {
     *out = PyObject_GetAttrString(trace, attr);
     if (*out == NULL) return -1;
@@ -1271,8 +1263,6 @@ static PyGetSetDef Scanner_getset[] = {
      "(operator name, then the JSON of its args' flops, Input Dims, Input type and Concrete Inputs, each None "
      "where absent) for the operators whose FLOPs may count, in order",
      NULL},
-    {"events", (getter)Scanner_get_events, NULL, "events read so far", NULL},
-    {"bare", (getter)Scanner_get_bare, NULL, "the document is a bare event array", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

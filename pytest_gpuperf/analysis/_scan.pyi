@@ -10,8 +10,6 @@ class Scanner:
     distributed_info: bytes | None
     step_names: set[str]
     flop_candidates: list[tuple[str, bytes | None, bytes | None, bytes | None, bytes | None]]
-    events: int
-    bare: bool
     def __init__(
         self,
         trace: Trace,
