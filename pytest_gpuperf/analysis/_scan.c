@@ -611,7 +611,6 @@ typedef struct {
     int has_base, base_is_int;
     int64_t base_i;
     double base_d;
-    Py_ssize_t index;          /* the next event's position */
     Names names;
     Scratch scratch[4];        /* ph, cat, name, keys */
     struct Event *batch;       /* events parsed without the GIL, emitted after */
@@ -1042,7 +1041,6 @@ static int scan_batch(Scanner *self, const char **pp, const char *end, Status *s
             *status = DECLINE;
             return 0;
         }
-        self->index++;
     }
     self->gil_next = s == GIL || s == DECLINE; /* read again, holding the GIL (a decline then says why) */
     *status = s == MORE ? MORE : OK;
@@ -1058,7 +1056,6 @@ static int read_one_event(Scanner *self, const char **pp, const char *end, Statu
     if (emit(self, &ev, status) < 0) return -1;
     if (*status == OK) {
         *pp = q;
-        self->index++;
         self->phase = P_EVENTS_NEXT;
     }
     return 0;
