@@ -15,7 +15,7 @@ import pytest
 
 from pytest_gpuperf import gpus, hooks
 from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
-from pytest_gpuperf.judging.budget import BudgetError, budget_number, parse_budget
+from pytest_gpuperf.judging.budget import KEYS, BudgetError, budget_number, parse_budget
 from pytest_gpuperf.judging.testids import checked_machine_key, module_key
 from pytest_gpuperf.measuring.consensus import launched_rank
 from pytest_gpuperf.settings import OPTIONS, Settings, add_options, resolve
@@ -35,10 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "gpu_budget(p50_ms=, p99_ms=, gpu_active_pct_min=, dispatch_ratio_max=, peak_mem_mb=, nccl_pct_max=, "
-        "kernels_per_step_max=, host_syncs_per_step_max=, cpu_ops_per_step_max=, items_per_s_min=, "
-        "rank_imbalance_pct_max=): the GPU performance this test must "
-        "meet under --gpuperf",
+        f"gpu_budget({', '.join(f'{key}=' for key in KEYS)}): the GPU performance this test must meet under --gpuperf",
     )
     config.addinivalue_line(
         "markers",

@@ -22,7 +22,7 @@ QUICK = ProtocolConfig(warmup_calls=5, warmup_ms=20.0, rounds=3, round_ms=10.0, 
 FAST = ["--gpuperf-warmup-ms", "1", "--gpuperf-round-ms", "1", "--gpuperf-rounds", "3", "--gpuperf-max-rounds", "6"]
 
 H100 = Machine("NVIDIA H100 80GB HBM3", "580.159.04", "13.0", "2.11.0+cu130")
-ENTRY = Entry(10, 1.0, 1.1, (1.05, 1.2), (1.0, 1.01, 0.99))
+ENTRY = Entry.of(samples=10, p50_ms=1.0, p99_ms=1.1, p99_ci_ms=(1.05, 1.2), round_medians_ms=(1.0, 1.01, 0.99))
 
 
 def replay_conftest(pytester: pytest.Pytester, samples: str, trace: str | Path | None = "decode_eager") -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from pytest_gpuperf.judging.compare import (
     IMPROVED,
@@ -26,15 +25,15 @@ STEADY = (1.1061, 1.1063, 1.1060, 1.1064, 1.1062, 1.1061, 1.1065, 1.1062, 1.1063
 def entry(medians: tuple[float, ...] = STEADY, clocks: tuple[float, ...] = (), **metrics: object) -> Entry:
     ordered = sorted(medians)
     p99 = ordered[-1] * 1.02
-    base = Entry(
-        samples=100 * len(medians),
-        p50_ms=ordered[len(ordered) // 2],
-        p99_ms=p99,
-        p99_ci_ms=(p99 * 0.99, p99 * 1.01),
-        round_medians_ms=medians,
-        round_clock_mhz=clocks,
-    )
-    return replace(base, **metrics)  # type: ignore[arg-type]
+    values: dict[str, object] = {
+        "samples": 100 * len(medians),
+        "p50_ms": ordered[len(ordered) // 2],
+        "p99_ms": p99,
+        "p99_ci_ms": (p99 * 0.99, p99 * 1.01),
+        "round_medians_ms": medians,
+        "round_clock_mhz": clocks,
+    }
+    return Entry.of(**{**values, **metrics})
 
 
 def scaled(medians: tuple[float, ...], factor: float) -> tuple[float, ...]:
@@ -127,7 +126,7 @@ GEMM_CYCLES = 0.1780 * 1980.0  # ms x MHz: constant for work that scales with th
 def test_a_clock_drop_is_never_taken_for_a_regression() -> None:
     baseline = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_COOL), CLOCKS_COOL)
     hot = entry(tuple(GEMM_CYCLES / c for c in CLOCKS_HOT), CLOCKS_HOT)
-    raw = compare(replace(baseline, round_clock_mhz=()), replace(hot, round_clock_mhz=()), 5.0)
+    raw = compare(baseline.updated(round_clock_mhz=()), hot.updated(round_clock_mhz=()), 5.0)
     assert raw.status != SAME  # without the clocks, the warm card reads 6-9% slower
     latency = compare(baseline, hot, 5.0).latency
     assert latency is not None and latency.outcome == INCONCLUSIVE
@@ -162,7 +161,7 @@ H100_THROTTLED_MHZ = (1515.0, 1485.0, 1485.0, 1545.0, 1545.0, 1620.0, 1620.0, 15
 def test_a_throttled_card_is_inconclusive_neither_regressed_nor_improved() -> None:
     baseline = entry(H100_GEMM_BASELINE, CLOCKS_COOL)
     throttled = entry(H100_GEMM_THROTTLED, H100_THROTTLED_MHZ)
-    timed_only = compare(replace(baseline, round_clock_mhz=()), replace(throttled, round_clock_mhz=()), 2.0)
+    timed_only = compare(baseline.updated(round_clock_mhz=()), throttled.updated(round_clock_mhz=()), 2.0)
     assert timed_only.status == REGRESSED
     latency = compare(baseline, throttled, 2.0).latency
     assert latency is not None and latency.outcome == INCONCLUSIVE

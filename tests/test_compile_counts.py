@@ -74,12 +74,11 @@ def test_an_eager_step_has_no_graph_break_count_but_an_exact_zero_of_recompiles(
 
 
 def test_a_grown_count_regresses_exactly_and_names_what_appeared() -> None:
-    from dataclasses import replace
 
     before = CompileLog(compiles=1)
     after = CompileLog(compiles=2, graph_breaks=("model.py:7 `print(x)`: Failed to trace builtin operator",))
-    old = replace(ENTRY, graph_breaks=0.0, recompiles=0.0, compile_events=compile_events(before))
-    new = replace(ENTRY, graph_breaks=1.0, recompiles=0.0, compile_events=compile_events(after))
+    old = ENTRY.updated(graph_breaks=0.0, recompiles=0.0, compile_events=compile_events(before))
+    new = ENTRY.updated(graph_breaks=1.0, recompiles=0.0, compile_events=compile_events(after))
     comparison = compare(old, new, 5.0)
     change = next(c for c in comparison.changes if c.metric == "graph_breaks")
     assert comparison.status == REGRESSED and change.outcome == REGRESSED

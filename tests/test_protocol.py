@@ -98,12 +98,11 @@ def test_order_statistic_interval_brackets_the_quantile_and_widens_when_samples_
 
 
 def test_no_extra_rounds_are_spent_on_a_step_whose_latency_will_not_be_gated(tmp_path: Path) -> None:
-    from dataclasses import replace
 
     from pytest_gpuperf.judging.entry import Entry
 
     # A baseline whose rounds spread so wide that any comparison with it is inconclusive.
-    wide = Entry(30, 1.0, 1.3, (1.2, 1.4), (0.7, 1.0, 1.3))
+    wide = Entry.of(samples=30, p50_ms=1.0, p99_ms=1.3, p99_ci_ms=(1.2, 1.4), round_medians_ms=(0.7, 1.0, 1.3))
 
     def rounds(baseline: Entry) -> int:
         m = measure(ReplayBackend([1.0]), lambda: None, QUICK, test_id="t", budget={}, items=None,
@@ -111,4 +110,4 @@ def test_no_extra_rounds_are_spent_on_a_step_whose_latency_will_not_be_gated(tmp
         return len(m.round_samples_ms)
 
     assert rounds(wide) == QUICK.max_rounds  # a GPU-paced step: more rounds to decide
-    assert rounds(replace(wide, gpu_us_per_launch=3.0)) == QUICK.rounds  # host-paced: not gated
+    assert rounds(wide.updated(gpu_us_per_launch=3.0)) == QUICK.rounds  # host-paced: not gated

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,6 +28,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from pytest_gpuperf.judging.entry import COUNT_FIELDS, Entry
+from pytest_gpuperf.judging.registry import COUNT, METRICS, NUMBER, PAIR, PER_NAME, POSITIVE, SERIES, TEXT, kept
 from pytest_gpuperf.judging.testids import base_test, module_file
 from pytest_gpuperf.judging.text import brief, count, finite
 
@@ -114,20 +115,17 @@ def _round_count(value: float) -> float | int:
 
 
 def entry_to_dict(entry: Entry) -> dict[str, Any]:
-    """The entry as YAML-ready data; absent metrics are left out."""
+    """The entry as YAML-ready data, in the registry's order; absent metrics are left out."""
     out: dict[str, Any] = {}
-    for f in fields(Entry):
-        value = getattr(entry, f.name)
-        if value is None or value == () or value == {}:
-            continue
-        rounding = _round_count if f.name in COUNT_FIELDS else _round
-        if isinstance(value, dict):
-            value = {name: rounding(v) for name, v in sorted(value.items())}
+    for name, value in entry.values().items():
+        rounding = _round_count if name in COUNT_FIELDS else _round
+        if isinstance(value, Mapping):
+            value = {key: rounding(v) for key, v in sorted(value.items())}
         elif isinstance(value, tuple):
             value = _FlowList(rounding(v) for v in value)
         elif isinstance(value, float):
             value = rounding(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 
@@ -384,45 +382,24 @@ def _per_kernel(value: Any) -> dict[str, float]:
     return {str(name): _number(count) for name, count in value.items()}
 
 
-@dataclass(frozen=True)
-class _Field:
-    parse: Callable[[Any], Any]
-    required: bool = False
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise ValueError(f"expected text of at most {MAX_TEXT} characters, not {brief(value)}")
+    return value
 
 
-ENTRY_FIELDS = {
-    "samples": _Field(_count, True),
-    "p50_ms": _Field(_positive, True),
-    "p99_ms": _Field(_positive, True),
-    "p99_ci_ms": _Field(_interval, True),
-    "round_medians_ms": _Field(_series, True),
-    "round_clock_mhz": _Field(_series),
-    "peak_mem_mb": _Field(_number),
-    "items_per_s": _Field(_positive),
-    "gpu_active_pct": _Field(_number),
-    "dispatch_ratio": _Field(_number),
-    "kernels_per_step": _Field(_number),
-    "launches_per_step": _Field(_number),
-    "kernels": _Field(_per_kernel),
-    "step_mem_mb": _Field(_number),
-    "host_wait_pct": _Field(_number),
-    "gpu_us_per_launch": _Field(_number),
-    "kernel_us": _Field(_per_kernel),
-    "host_syncs_per_step": _Field(_number),
-    "sync_ops": _Field(_per_kernel),
-    "cpu_ops_per_step": _Field(_number),
-    "graph_breaks": _Field(_number),
-    "recompiles": _Field(_number),
-    "cudagraph_skips": _Field(_number),
-    "compile_events": _Field(_per_kernel),
-    "new_allocs_per_step": _Field(_number),
-    "ttft_ms": _Field(_positive),
-    "tpot_ms": _Field(_positive),
-    "tokens_per_s": _Field(_positive),
-    "ttft_per_call_ms": _Field(_series),
-    "tpot_per_call_ms": _Field(_series),
+MAX_TEXT = 200
+# How each shape of value in the registry is read from a baseline file.
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    COUNT: _count,
+    NUMBER: _number,
+    POSITIVE: _positive,
+    SERIES: _series,
+    PAIR: _interval,
+    PER_NAME: _per_kernel,
+    TEXT: _text,
 }
-assert list(ENTRY_FIELDS) == [f.name for f in fields(Entry)]
+ENTRY_FIELDS = {m.name: m for m in METRICS if kept(m)}
 
 
 def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -> Entry:
@@ -438,27 +415,29 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
     if unknown:
         raise bad(f"unknown keys {brief(sorted(unknown))}", sorted(unknown)[0])
     values: dict[str, Any] = {}
-    for key, kind in ENTRY_FIELDS.items():
+    for key, metric in ENTRY_FIELDS.items():
         if key not in raw:
-            if kind.required:
+            if metric.required:
                 raise bad(f"missing {key}")
             continue
         try:
-            values[key] = kind.parse(raw[key])
+            values[key] = PARSERS[metric.shape](raw[key])
         except (TypeError, ValueError, OverflowError) as exc:
             raise bad(f"{key}: {exc}", key) from None
-    return Entry(**values)
+    return Entry.of(**values)
 
 
 def entry_from_dict(data: dict[str, Any]) -> Entry:
     """An entry from ``entry_to_dict``'s output (as sent by an xdist worker)."""
     values = {}
     for key, value in data.items():
+        if key not in ENTRY_FIELDS:
+            raise ValueError(f"{key}: no such metric")
         try:
-            values[key] = ENTRY_FIELDS[key].parse(value)
+            values[key] = PARSERS[ENTRY_FIELDS[key].shape](value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{key}: {exc}") from None
-    return Entry(**values)
+    return Entry.of(**values)
 
 
 # --- the session's store ------------------------------------------------------------------------------

@@ -12,45 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_gpuperf.judging.registry import BY_BUDGET, Metric
 from pytest_gpuperf.judging.stats import Estimate
 from pytest_gpuperf.judging.text import brief, finite
 
+# gpu_budget's keywords, each the metric it bounds (the registry's rows with a budget key).
+KEYS: dict[str, Metric] = BY_BUDGET
 
-@dataclass(frozen=True)
-class BudgetKey:
-    key: str  # the marker keyword
-    metric: str  # the measured quantity it bounds
-    unit: str
-    higher_is_better: bool
-    source: str  # "latency" (timed rounds), "trace" (profiled pass), "memory", "compile" (torch.compile's
-    # records of the test's calls), "ranks" (torchrun) or "generation" (gpu_profiler.generate's tokens)
-
-
-KEYS = {
-    k.key: k
-    for k in (
-        BudgetKey("p50_ms", "p50_ms", "ms", False, "latency"),
-        BudgetKey("p99_ms", "p99_ms", "ms", False, "latency"),
-        BudgetKey("items_per_s_min", "items_per_s", "items/s", True, "latency"),
-        BudgetKey("gpu_active_pct_min", "gpu_active_pct", "%", True, "trace"),
-        BudgetKey("dispatch_ratio_max", "dispatch_ratio", "", False, "trace"),
-        BudgetKey("nccl_pct_max", "nccl_pct", "%", False, "trace"),
-        BudgetKey("kernels_per_step_max", "kernels_per_step", "", False, "trace"),
-        BudgetKey("host_syncs_per_step_max", "host_syncs_per_step", "", False, "trace"),
-        BudgetKey("cpu_ops_per_step_max", "cpu_ops_per_step", "", False, "trace"),
-        BudgetKey("graph_breaks_max", "graph_breaks", "", False, "compile"),
-        BudgetKey("recompiles_max", "recompiles", "", False, "compile"),
-        BudgetKey("cudagraph_skips_max", "cudagraph_skips", "", False, "compile"),
-        BudgetKey("peak_mem_mb", "peak_mem_mb", "MB", False, "memory"),
-        BudgetKey("new_allocs_per_step_max", "new_allocs_per_step", "", False, "memory"),
-        BudgetKey("rank_imbalance_pct_max", "compute_imbalance_pct", "%", False, "ranks"),
-        BudgetKey("ttft_ms", "ttft_p50_ms", "ms", False, "generation"),
-        BudgetKey("tpot_ms", "tpot_p50_ms", "ms", False, "generation"),
-        BudgetKey("itl_p99_ms", "itl_p99_ms", "ms", False, "generation"),
-        BudgetKey("tokens_per_s_min", "tokens_per_s", "tokens/s", True, "generation"),
-        BudgetKey("goodput_pct_min", "goodput_pct", "%", True, "generation"),
-    )
-}
 
 PASS, FAIL, UNDECIDED, UNAVAILABLE = "pass", "fail", "undecided", "unavailable"
 
@@ -116,16 +84,16 @@ def judge(key: str, limit: float, value: float | Estimate | None, reason: str = 
     """One budget against one value; an Estimate that straddles the limit is UNDECIDED."""
     spec = KEYS[key]
     if value is None:
-        return BudgetResult(key, spec.metric, spec.unit, limit, UNAVAILABLE, reason=reason)
+        return BudgetResult(key, spec.shown, spec.unit, limit, UNAVAILABLE, reason=reason)
     if isinstance(value, Estimate):
         point, low, high = value.value, value.low, value.high
         if spec.higher_is_better:
             status = FAIL if high < limit else PASS if low >= limit else UNDECIDED
         else:
             status = FAIL if low > limit else PASS if high <= limit else UNDECIDED
-        return BudgetResult(key, spec.metric, spec.unit, limit, status, point, low, high)
+        return BudgetResult(key, spec.shown, spec.unit, limit, status, point, low, high)
     worse = value < limit if spec.higher_is_better else value > limit
-    return BudgetResult(key, spec.metric, spec.unit, limit, FAIL if worse else PASS, value)
+    return BudgetResult(key, spec.shown, spec.unit, limit, FAIL if worse else PASS, value)
 
 
 def settle(result: BudgetResult) -> BudgetResult:

@@ -19,10 +19,21 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, EXACT_COUNTS, Entry, Rounds
+from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
+from pytest_gpuperf.judging.registry import (
+    BY_NAME,
+    EXACT,
+    GENERATION,
+    LATENCY,
+    METRICS,
+    NUMBER,
+    POINT,
+    REPORTED,
+    Metric,
+)
 from pytest_gpuperf.judging.stats import quantile_interval
 
 REGRESSED, IMPROVED, SAME, INCONCLUSIVE = "regressed", "improved", "same", "inconclusive"
@@ -30,14 +41,6 @@ NEW, NOT_COMPARED, UNREADABLE = "new", "not compared", "unreadable baseline"
 
 # Each side's interval at sqrt(0.95): the ratio interval then covers with at least 95%.
 SIDE_CONFIDENCE = math.sqrt(0.95)
-# The profiled pass runs under the profiler, whose host overhead moves GPU-active % between
-# runs of an unchanged step (eager decode: 0.8-1.58x on the H100; a 60 us fp32 matmul 78.3 ->
-# 44.4%): one pass has no interval, so it is reported, never gated.
-TRACE_TOLERANCE = 0.30
-ACTIVE_NOTE = "reported, not gated (one profiled pass: it moved 78.3 -> 44.4% for an unchanged step)"
-# The process's peak holds whatever else is allocated (a bigger module-scoped fixture moved
-# unchanged tests' peaks 11-12%): the step's own peak above its starting allocation is gated.
-PROCESS_PEAK_NOTE = "the process's peak: reported, not gated (the step's own, step_mem_mb, is)"
 # Latency is gated only where the GPU, not the host, paces the step in both runs: where the GPU
 # waits for the host this share of the step or more in either, the host's speed moves the
 # latency between processes (ResNet-50 eager read -45% against a baseline whose host ran slower).
@@ -46,19 +49,17 @@ HOST_WAIT_GATE_PCT = 25.0
 # the step (an unchanged 58 us matmul, one launch, read 1.0-1.5x between fresh H200 processes
 # while the host's speed moved 2x; steps of 500 us or more per launch held within 0.8%).
 GATE_LAUNCH_US = 100.0
-# p99 is reported against the baseline, not gated: between fresh processes on the H100 an
-# unchanged eager decode step's p99 moved 0.55-2.2x and a GEMM's 0.88-1.10x while their
-# medians held (benchmarks/results/gating-h100-1.json). Tails are held by p99_ms budgets.
-P99_NOTE = "reported, not gated (tails move between processes; a p99_ms budget bounds them)"
-# The dispatch ratio is host time under the profiler: between fresh H100 processes of unchanged
-# steps it moved 0.5-3.3x (a 512 MiB copy: 0.047 -> 0.155), so it only explains, never fails.
-DISPATCH_NOTE = "reported, not gated (host time under the profiler moves 0.5-3.3x between processes)"
 HOST_BOUND_NOTE = (
     "host-paced step ({why}): its latency moves with the host's speed between processes, so it is "
     "reported, not gated; kernels, launches and memory per step decide, and a p50_ms/p99_ms budget bounds it"
 )
-# A step's own peak of a few MB moves with the caching allocator's block rounding.
-STEP_MEM_FLOOR_MB = 16.0
+# Figures with one value a run, and counts compared exactly, as the registry lists them.
+FIGURES = tuple(
+    m
+    for m in METRICS
+    if m.compared in (POINT, REPORTED) and m.shape == NUMBER and m.source not in (LATENCY, GENERATION)
+)
+COUNTS = tuple(m for m in METRICS if m.compared == EXACT)
 CLOCK_STEADY = 1.01  # SM clocks within 1% of each other: no clock correction
 MAX_ROUNDS_ADVICE = 1000
 
@@ -144,14 +145,14 @@ class Comparison:
 def host_wait(baseline: Entry, current: Entry) -> float | None:
     """The larger share of the step the GPU waited for the host, of the two runs (None: neither
     was profiled). Both count: a class from one run flips near a threshold, the larger does not."""
-    waits = [w for w in (baseline.host_wait_pct, current.host_wait_pct) if w is not None]
+    waits = [w for w in (baseline.figure("host_wait_pct"), current.figure("host_wait_pct")) if w is not None]
     return max(waits) if waits else None
 
 
 def host_paced(entry: Entry) -> str:
     """Why a slower host can pace this step (empty: the GPU paces it on any host), from GPU
     work per launch, which a slower or faster host does not move."""
-    per_launch = entry.gpu_us_per_launch
+    per_launch = entry.figure("gpu_us_per_launch")
     if per_launch is None or per_launch >= GATE_LAUNCH_US:
         return ""
     return (
@@ -178,35 +179,24 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
         latency = replace(latency, gated=False, note=HOST_BOUND_NOTE.format(why=why))
     changes = [latency, *_generation_changes(baseline, current, latency, tolerance_pct)]
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
-    changes.append(replace(p99, note=P99_NOTE))
-    if baseline.items_per_s and current.items_per_s:
-        changes.append(_items_change(baseline.items_per_s, current.items_per_s, changes[0], tolerance))
-    for metric, higher_is_better, allowed, note in (
-        ("step_mem_mb", False, tolerance, ""),
-        ("peak_mem_mb", False, tolerance, PROCESS_PEAK_NOTE),
-        ("gpu_active_pct", True, max(tolerance, TRACE_TOLERANCE), ACTIVE_NOTE),
-        ("dispatch_ratio", False, max(tolerance, TRACE_TOLERANCE), DISPATCH_NOTE),
-    ):
-        old, new = getattr(baseline, metric), getattr(current, metric)
+    changes.append(replace(p99, note=BY_NAME["p99_ms"].note))
+    old_items, new_items = baseline.figure("items_per_s"), current.figure("items_per_s")
+    if old_items and new_items:
+        changes.append(_items_change(old_items, new_items, changes[0], tolerance))
+    changes += [change for metric in FIGURES if (change := _figure_change(metric, baseline, current, tolerance))]
+    for metric in COUNTS:
+        old, new = baseline.figure(metric.name), current.figure(metric.name)
         if old is not None and new is not None:
-            change = _point_change(metric, old, new, allowed, higher_is_better)
-            if metric == "step_mem_mb" and max(old, new) < STEP_MEM_FLOOR_MB:
-                note = f"reported, not gated (under {STEP_MEM_FLOOR_MB:g} MB: allocator rounding)"
-            if note:
-                change = replace(change, gated=False, note=note)
-            changes.append(change)
-    for metric in EXACT_COUNTS:
-        old, new = getattr(baseline, metric), getattr(current, metric)
-        if old is not None and new is not None:
-            changes.append(_count_change(metric, old, new))
+            changes.append(_count_change(metric.name, old, new))
             if new > old and (named := _what_grew(metric, baseline, current)):
                 changes[-1] = replace(changes[-1], note=f"compared exactly; {named}")
-    added = tuple(sorted(set(current.kernels) - set(baseline.kernels)))
-    removed = tuple(sorted(set(baseline.kernels) - set(current.kernels)))
-    same_names = bool(baseline.kernels and current.kernels) and not (added or removed)
-    if same_names and any(not _same_count(n, current.kernels[k]) for k, n in baseline.kernels.items()):
-        changes.append(_kernel_mix_change(baseline.kernels, current.kernels))
-    moved = kernel_changes(baseline.kernel_us, current.kernel_us, current.p50_ms)
+    old_kernels, new_kernels = baseline.per_name("kernels"), current.per_name("kernels")
+    added = tuple(sorted(set(new_kernels) - set(old_kernels)))
+    removed = tuple(sorted(set(old_kernels) - set(new_kernels)))
+    same_names = bool(old_kernels and new_kernels) and not (added or removed)
+    if same_names and any(not _same_count(n, new_kernels[k]) for k, n in old_kernels.items()):
+        changes.append(_kernel_mix_change(old_kernels, new_kernels))
+    moved = kernel_changes(baseline.per_name("kernel_us"), current.per_name("kernel_us"), current.p50_ms)
     return Comparison(
         _overall(changes),
         tolerance_pct,
@@ -220,7 +210,6 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
 
 
 GENERATION_LATENCIES = ("ttft_ms", "tpot_ms")
-TOKENS_NOTE = "reported, not gated (it follows TTFT and TPOT, which are)"
 
 
 def _generation_changes(
@@ -234,15 +223,14 @@ def _generation_changes(
         if old.medians_ms and new.medians_ms:
             change = latency_change(old, new, tolerance_pct, metric)
             changes.append(change if latency.gated else replace(change, gated=False, note=latency.note))
-    if baseline.tokens_per_s and current.tokens_per_s:
-        ratio = current.tokens_per_s / baseline.tokens_per_s
+    old_rate, new_rate = baseline.figure("tokens_per_s"), current.figure("tokens_per_s")
+    if old_rate and new_rate:
+        ratio = new_rate / old_rate
         verdict = outcome(ratio, ratio, tolerance_pct / 100.0, True)
+        note = BY_NAME["tokens_per_s"].note
         changes.append(
-            MetricChange(
-                "tokens_per_s", baseline.tokens_per_s, current.tokens_per_s, ratio, ratio, ratio, verdict,
-                TOKENS_NOTE, gated=False,
-            )
-        )  # fmt: skip
+            MetricChange("tokens_per_s", old_rate, new_rate, ratio, ratio, ratio, verdict, note, gated=False)
+        )
     return changes
 
 
@@ -250,7 +238,7 @@ KERNELS_SHOWN = 5
 KERNEL_MOVE_US = 1.0  # smaller moves per step are noise of one profiled pass
 
 
-def kernel_changes(old: dict[str, float], new: dict[str, float], step_ms: float) -> tuple[KernelChange, ...]:
+def kernel_changes(old: Mapping[str, float], new: Mapping[str, float], step_ms: float) -> tuple[KernelChange, ...]:
     """The kernels whose GPU time per step moved most (appeared and disappeared ones too)."""
     step_us = step_ms * 1000.0
     if not old or not new or step_us <= 0:
@@ -310,12 +298,21 @@ def _ratio(old: float, new: float) -> float:
     return 1.0 if new == old else math.inf
 
 
-def _point_change(metric: str, old: float, new: float, tolerance: float, higher_is_better: bool) -> MetricChange:
+def _figure_change(metric: Metric, baseline: Entry, current: Entry, tolerance: float) -> MetricChange | None:
+    """A figure with one value a run, against the tolerance (never tighter than the row's own);
+    reported, not gated, where the row says so or both values lie under its floor."""
+    old, new = baseline.figure(metric.name), current.figure(metric.name)
+    if old is None or new is None:
+        return None
+    allowed = max(tolerance, metric.min_tolerance_pct / 100.0)
     ratio = _ratio(old, new)
-    note = f"one profiled pass: gated past {tolerance * 100:.0f}%" if metric != "peak_mem_mb" else ""
-    verdict = outcome(ratio, ratio, tolerance, higher_is_better)
-    # A point has no interval; "inconclusive" cannot arise, but keep the outcome honest if it did.
-    return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, note)
+    verdict = outcome(ratio, ratio, allowed, metric.higher_is_better)
+    change = MetricChange(metric.name, old, new, ratio, ratio, ratio, verdict, f"gated past {allowed * 100:.0f}%")
+    if metric.compared == REPORTED:
+        return replace(change, gated=False, note=metric.note)
+    if max(old, new) < metric.floor:
+        return replace(change, gated=False, note=metric.floor_note.format(floor=metric.floor))
+    return replace(change, note=f"{metric.note}: {change.note}") if metric.note else change
 
 
 COUNT_SLACK = 1e-6  # baselines keep counts per step to six decimals; a real change is 1/steps or more
@@ -331,25 +328,31 @@ def _count_change(metric: str, old: float, new: float) -> MetricChange:
     return MetricChange(metric, old, new, ratio, ratio, ratio, verdict, "compared exactly")
 
 
-def _what_grew(metric: str, baseline: Entry, current: Entry) -> str:
-    """What appeared with a grown count: the operators that synchronize more, or the graph
-    breaks, recompiles and skips the baseline did not have ("" where nothing is named)."""
-    if metric == "host_syncs_per_step":
-        return "synchronizing in " + (_grown(baseline.sync_ops, current.sync_ops) or "no operator named")
-    if metric not in COMPILE_EVENT_KINDS:
+def _what_grew(metric: Metric, baseline: Entry, current: Entry) -> str:
+    """What grew with a count, from the per-name metric the registry names (``details``): the
+    operators that synchronize more, the graph breaks, recompiles and skips the baseline did not
+    have ("" where nothing is named)."""
+    if not metric.details:
         return ""
-    prefix = f"{COMPILE_EVENT_KINDS[metric]}: "
-    events = {k: v for k, v in current.compile_events.items() if k.startswith(prefix)}
-    grown = _grown({k: v for k, v in baseline.compile_events.items() if k.startswith(prefix)}, events)
-    return f"new: {grown}" if grown else ""
+    old, new = baseline.per_name(metric.details), current.per_name(metric.details)
+    if metric.name in COMPILE_EVENT_KINDS:  # one per-name metric for three counts: each reads its kind
+        prefix = f"{COMPILE_EVENT_KINDS[metric.name]}: "
+        old = {k: v for k, v in old.items() if k.startswith(prefix)}
+        new = {k: v for k, v in new.items() if k.startswith(prefix)}
+        grown = _grown(old, new)
+        return f"new: {grown}" if grown else ""
+    if metric.name == "host_syncs_per_step":
+        return "synchronizing in " + (_grown(old, new) or "no operator named")
+    grown = _grown(old, new)
+    return f"grew: {grown}" if grown else ""
 
 
-def _grown(old: dict[str, float], new: dict[str, float]) -> str:
+def _grown(old: Mapping[str, float], new: Mapping[str, float]) -> str:
     """The names whose count grew, with both counts."""
     return ", ".join(f"{name} {old.get(name, 0):g} -> {n:g}" for name, n in sorted(new.items()) if n > old.get(name, 0))
 
 
-def _kernel_mix_change(old: dict[str, float], new: dict[str, float]) -> MetricChange:
+def _kernel_mix_change(old: Mapping[str, float], new: Mapping[str, float]) -> MetricChange:
     moved = sorted(name for name in old if not _same_count(old[name], new[name]))
     names = ", ".join(f"{n} {old[n]:g} -> {new[n]:g}" for n in moved[:3]) + (" ..." if len(moved) > 3 else "")
     return MetricChange("kernel mix", len(old), len(new), 1.0, 1.0, 1.0, SAME, f"per-step counts moved: {names}")

@@ -39,6 +39,7 @@ from pytest_gpuperf.judging.compare import (
     latency_change,
 )
 from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
+from pytest_gpuperf.judging.registry import COMPILE, MEMORY, METRICS, NUMBER, POSITIVE, TRACE, kept
 from pytest_gpuperf.judging.stats import Estimate, quantile_interval
 from pytest_gpuperf.measuring.backend import Backend, CompileLog, CompileWatch, EnvInfo, RoundsInfo
 from pytest_gpuperf.measuring.config import ProtocolConfig
@@ -100,39 +101,36 @@ class Measurement:
         p99 = quantile_interval(samples, 0.99, SIDE_CONFIDENCE)
         counted = _trace_figure(device, "kernels_per_step") is not None
         timed = _trace_figure(device, "kernel_us") is not None
-        return Entry(
-            samples=len(samples),
-            p50_ms=self.p50.value,
-            p99_ms=self.p99.value,
-            p99_ci_ms=(p99.low, p99.high),
-            round_medians_ms=tuple(self.round_medians_ms),
-            round_clock_mhz=self.round_clock_mhz,
-            peak_mem_mb=self.rounds_info.peak_mem_mb,
-            step_mem_mb=self.rounds_info.step_mem_mb,
-            host_wait_pct=_trace_figure(device, "host_wait_pct"),
-            gpu_us_per_launch=_per_launch(device),
-            items_per_s=self.items_per_s.value if self.items_per_s else None,
-            gpu_active_pct=_trace_figure(device, "gpu_active_pct"),
-            dispatch_ratio=_trace_figure(device, "dispatch_ratio"),
-            kernels_per_step=_trace_figure(device, "kernels_per_step"),
-            launches_per_step=_trace_figure(device, "launches_per_step"),
-            kernels={n: c / device.steps for n, c in device.kernel_counts.items()} if device and counted else {},
-            kernel_us={n: us / device.steps for n, us in device.kernel_time_us.items()} if device and timed else {},
-            host_syncs_per_step=_trace_figure(device, "host_syncs_per_step"),
-            sync_ops={name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
-            cpu_ops_per_step=_trace_figure(device, "cpu_ops_per_step"),
-            graph_breaks=compile_figure(self.compiles, "graph_breaks")[0],
-            recompiles=compile_figure(self.compiles, "recompiles")[0],
-            cudagraph_skips=compile_figure(self.compiles, "cudagraph_skips")[0],
-            compile_events=compile_events(self.compiles),
-            new_allocs_per_step=self.new_allocs_per_step,
+        values: dict[str, Any] = {
+            "samples": len(samples),
+            "p50_ms": self.p50.value,
+            "p99_ms": self.p99.value,
+            "p99_ci_ms": (p99.low, p99.high),
+            "round_medians_ms": tuple(self.round_medians_ms),
+            "round_clock_mhz": self.round_clock_mhz,
+            "items_per_s": self.items_per_s.value if self.items_per_s else None,
+            "gpu_us_per_launch": _per_launch(device),
+            "kernels": {n: c / device.steps for n, c in device.kernel_counts.items()} if device and counted else {},
+            "kernel_us": {n: us / device.steps for n, us in device.kernel_time_us.items()} if device and timed else {},
+            "sync_ops": {name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
+            "compile_events": compile_events(self.compiles),
             **_generation_entry(self.generation),
-        )
+        }
+        for metric in METRICS:
+            if metric.name in values or not kept(metric) or metric.shape not in (NUMBER, POSITIVE):
+                continue
+            if metric.source == TRACE:
+                values[metric.name] = _trace_figure(device, metric.name)
+            elif metric.source == MEMORY:
+                values[metric.name] = memory_figure(metric.name, self.rounds_info, len(samples))
+            elif metric.source == COMPILE:
+                values[metric.name] = compile_figure(self.compiles, metric.name)[0]
+        return Entry.of(**values)
 
     @property
     def new_allocs_per_step(self) -> float | None:
         """Device allocations (new cudaMalloc segments) per timed call, after warmup."""
-        return _per_call(self.rounds_info.new_allocations, len(self.samples))
+        return memory_figure("new_allocs_per_step", self.rounds_info, len(self.samples))
 
 
 NOTHING_COMPILED = (
@@ -174,6 +172,14 @@ def compile_events(log: CompileLog | None) -> dict[str, float]:
             key = f"{kind}: {text or 'no reason given'}"
             events[key] = events.get(key, 0.0) + 1.0
     return events
+
+
+def memory_figure(metric: str, rounds: RoundsInfo, calls: int) -> float | None:
+    """A memory metric of the rounds: new allocations per call, or the rounds' own figure."""
+    if metric == "new_allocs_per_step":
+        return _per_call(rounds.new_allocations, calls)
+    value = getattr(rounds, metric)
+    return None if value is None else float(value)
 
 
 def _trace_figure(device: DeviceMetrics | None, metric: str) -> float | None:
@@ -424,7 +430,7 @@ def _compile_budgets(budget: dict[str, float], compiled: CompileLog | None) -> l
     results = []
     for key, limit in budget.items():
         if KEYS[key].source == "compile":
-            value, reason = compile_figure(compiled, KEYS[key].metric)
+            value, reason = compile_figure(compiled, KEYS[key].name)
             results.append(judge(key, limit, value, reason))
     return results
 
@@ -437,7 +443,7 @@ def _other_budgets(
     for key, limit in budget.items():
         spec = KEYS[key]
         if spec.source == "memory":
-            value = rounds.peak_mem_mb if spec.metric == "peak_mem_mb" else _per_call(rounds.new_allocations, calls)
+            value = memory_figure(spec.name, rounds, calls)
             reason = "" if value is not None else "the host clock measures no device memory"
             results.append(judge(key, limit, value, reason))
         elif spec.source == "trace":
@@ -445,8 +451,8 @@ def _other_budgets(
                 reason = why_not or (trace.host_only_reason if trace is not None else None) or "no profiled trace"
                 results.append(judge(key, limit, None, reason))
                 continue
-            value = getattr(device, spec.metric)
-            reason = device.unavailable.get(spec.metric, "")
+            value = getattr(device, spec.name)
+            reason = device.unavailable.get(spec.name, "")
             results.append(judge(key, limit, None if reason else value, reason))
     return results
 
