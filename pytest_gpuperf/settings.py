@@ -157,6 +157,14 @@ OPTIONS = (
         "N",
     ),
     Option(
+        "gpuperf_host_work_calls",
+        _non_negative_int,
+        3,
+        "calls of each step counted for its host work, Python lines and calls, apart from the timed ones "
+        "(default 3; 0: not counted)",
+        "N",
+    ),
+    Option(
         "gpuperf_flush_l2",
         _flag,
         False,
@@ -246,6 +254,7 @@ class Settings:
     gpuperf_round_ms: float
     gpuperf_max_rounds: int
     gpuperf_profile_steps: int
+    gpuperf_host_work_calls: int
     gpuperf_flush_l2: bool
     gpuperf_baselines_dir: str
     gpuperf_update_baselines: bool
@@ -268,6 +277,7 @@ class Settings:
             round_ms=self.gpuperf_round_ms,
             max_rounds=self.gpuperf_max_rounds,
             profile_steps=self.gpuperf_profile_steps,
+            host_work_calls=self.gpuperf_host_work_calls,
             host_clock_judges_latency=self.gpuperf_device == "cpu",
         )
 

@@ -92,7 +92,8 @@ def test_record_then_compare_the_same_steps(suite: pytest.Pytester) -> None:
 
     result = run(suite)
     result.assert_outcomes(passed=2)
-    result.stdout.re_match_lines([r"test_m.py::test_fixture .* \+0\.0% same\s+measured"])
+    # The gates that judged it: latency, host work (Python lines), counts; this trace has no GPU time.
+    result.stdout.re_match_lines([r"test_m.py::test_fixture .* \+0\.0% same \(latency, host, counts\)\s+measured"])
 
 
 def test_a_regression_is_measured_again_then_fails_with_what_to_do(
@@ -108,7 +109,7 @@ def test_a_regression_is_measured_again_then_fails_with_what_to_do(
     assert "    p50_ms 1 -> 1.2 (+20.0%): regressed" in out
     assert "first measurement: p50_ms 1 -> 1.2 (+20.0%" in out
     assert 'if the change is intended: pytest --gpuperf --gpuperf-update-baselines "test_m.py::test_fixture"' in out
-    result.stdout.re_match_lines([r"test_m.py::test_marker .* \+20\.0% regressed\s+FAIL"])
+    result.stdout.re_match_lines([r"test_m.py::test_marker .* \+20\.0% regressed \(latency, host, counts\)\s+FAIL"])
     # Recording the change makes it the baseline.
     run(suite, "--gpuperf-update-baselines").assert_outcomes(passed=2)
     run(suite).assert_outcomes(passed=2)
@@ -285,7 +286,7 @@ def test_a_regression_names_the_kernels_whose_time_moved_most(
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "    kernels whose GPU time per step moved most (one profiled pass each: reported, not gated):",
+            "    kernels whose GPU time per step moved most (one profiled pass each; they explain gpu_ms_per_step):",
             "      *: * -> * us per step (*%), *% of the step",
         ]
     )

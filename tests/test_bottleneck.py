@@ -148,3 +148,19 @@ def test_a_step_that_waits_on_the_host_part_of_the_time_is_mixed_and_says_both()
         c.fix.startswith("for the host's part, capture the step as a CUDA graph")
         and "for the GPU's (compute-bound)" in c.fix
     )
+
+
+def test_memory_bound_advice_comes_from_the_operators_the_step_runs() -> None:
+    # A CNN's memory-bound step (batch norm, activations) is told nothing of attention or KV caches.
+    cnn = classify(*busy_stream(10, "cudnn::bn_fw_inf_1C11_kernel_NHWC"), *busy_stream(5, "relu_kernel", start=100))
+    assert cnn.kind == "memory-bound"
+    assert "batch norm folded into the convolutions" in cnn.fix
+    assert "attention" not in cnn.fix and "KV cache" not in cnn.fix
+    # A decoder's attention kernels bring the attention and KV-cache remedies.
+    decoder = classify(*busy_stream(10, "flash_fwd_splitkv_kernel"), *busy_stream(5, "rms_norm_kernel", start=100))
+    assert decoder.kind == "memory-bound"
+    assert "grouped-query attention and an FP8 KV cache" in decoder.fix and "convolution" not in decoder.fix
+    # Nothing recognised: the general remedy.
+    plain = classify(*busy_stream(10, "my_kernel"))
+    assert plain.kind == "memory-bound"
+    assert plain.fix.startswith("move fewer bytes: lower-precision tensors, and fused kernels (torch.compile)")

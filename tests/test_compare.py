@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from pytest_gpuperf.judging.compare import (
     IMPROVED,
     INCONCLUSIVE,
@@ -264,7 +266,11 @@ def test_the_kernels_whose_time_moved_most_are_named_with_their_share_of_the_ste
     assert moved[2].describe() == "extra: 0.0 -> 5.0 us per step (new), 1% of the step"
     assert kernel_changes({}, new, 1.0) == () and kernel_changes(old, new, 0.0) == ()
     result = compare(entry(kernel_us=old), entry(kernel_us=new), 5.0)
-    assert result.kernel_changes[0].name == "gemm" and result.status == SAME  # reported, never gated
+    assert result.kernel_changes[0].name == "gemm"
+    # Entries without gpu_ms_per_step (an earlier release's): the GPU time from the kernels' on both sides.
+    (gpu,) = [c for c in result.changes if c.metric == "gpu_ms_per_step"]
+    assert gpu.baseline == 0.29 and gpu.current == pytest.approx(0.4255) and gpu.outcome == REGRESSED
+    assert "from the kernels' time per step on both sides" in gpu.note and result.status == REGRESSED
 
 
 def test_items_per_second_holds_where_the_items_per_call_grew_with_the_latency() -> None:

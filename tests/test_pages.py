@@ -64,7 +64,7 @@ def test_the_markdown_summary_tabulates_every_test_and_quotes_each_failure(regre
     assert ": 2 failed, 2 regressed against their baselines" in text
     assert "| test | p50 ms | p99 ms | against baseline | bottleneck | verdict |" in text
     assert "| `test_gemm.py::test_gemm` | 0.26 | " in text
-    assert "+30.0% regressed | compute-bound | :x: FAIL |" in text
+    assert "+30.0% regressed (latency, gpu, host, counts) | compute-bound | :x: FAIL |" in text
     assert "<details><summary>test_gemm.py::test_gemm</summary>" in text
     assert "  regressed against its baseline baselines/nvidia-h100-80gb-hbm3/test_gemm.yaml (tolerance 5%):" in text
 

@@ -71,8 +71,18 @@ FIXES = {
         "(its share of layers, batch or sequence lengths), and the others wait for it inside every collective"
     ),
     "compute-bound": "use quantized/FP8 GEMMs (a higher math ceiling), then check the GEMM tile shapes",
-    "memory-bound": "move fewer bytes: quantized weights (int8/int4/FP8), grouped-query attention, an FP8 KV cache",
 }
+# Memory-bound: the remedies for what the step runs, each only where its operators are there
+# (a CNN told to try grouped-query attention had been given a decoder's remedies).
+MEMORY_FIXES = (
+    ("weights", "quantized weights (int8/int4/FP8) for its matrix multiplies"),
+    ("attention", "grouped-query attention and an FP8 KV cache for its attention"),
+    ("convolution", "channels-last bf16 activations, batch norm folded into the convolutions (torch.compile)"),
+    ("elementwise", "fused elementwise kernels (torch.compile), so intermediates stay on the chip"),
+)
+MEMORY_FIX_FALLBACK = "lower-precision tensors, and fused kernels (torch.compile) so intermediates stay on the chip"
+_ATTENTION = re.compile(r"attention|attn|flash|fmha|sdpa|softmax", re.IGNORECASE)
+_CONVOLUTION = re.compile(r"conv(?!ert)|cudnn|implicit_?gemm|winograd|batch_?norm", re.IGNORECASE)
 COPY_FIX = (
     "keep data on the device between steps; where a transfer is needed, use pinned memory and "
     "non_blocking copies on a side stream so they overlap compute"
@@ -89,6 +99,21 @@ def is_gemm(kernel_name: str) -> bool:
 
 def is_elementwise(kernel_name: str) -> bool:
     return "elementwise" in kernel_name
+
+
+def device_fixes(m: DeviceMetrics, kind: str) -> str:
+    """The fix for a compute- or memory-bound step; a memory-bound one's from its own operators."""
+    if kind != "memory-bound":
+        return FIXES[kind]
+    names = [*m.kernel_counts, *(op.name for op in m.top_operators)]
+    present = {
+        "weights": m.gemm_us > 0,
+        "attention": any(_ATTENTION.search(n) for n in names),
+        "convolution": any(_CONVOLUTION.search(n) for n in names),
+        "elementwise": m.kernels > 0 and 100.0 * m.elementwise_kernels / m.kernels >= ELEMENTWISE_SHARE_PCT,
+    }
+    chosen = [fix for what, fix in MEMORY_FIXES if present[what]]
+    return "move fewer bytes: " + ("; ".join(chosen) if chosen else MEMORY_FIX_FALLBACK)
 
 
 def idle_pct(m: DeviceMetrics, step_ms: float | None) -> float:
@@ -163,7 +188,7 @@ def classify(m: DeviceMetrics, step_ms: float | None = None, ranks: RankWait | N
     findings += communication.findings
 
     device_kind, device_method, device_evidence = _compute_or_memory(m)
-    device_fix = COPY_FIX if device_evidence[0].startswith("copies take") else FIXES[device_kind]
+    device_fix = COPY_FIX if device_evidence[0].startswith("copies take") else device_fixes(m, device_kind)
     if involved and OVERHEAD_LAUNCH_US <= per_launch < MIXED_LAUNCH_US:
         findings.append(
             (

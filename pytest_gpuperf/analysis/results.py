@@ -134,6 +134,12 @@ class DeviceMetrics(NamedTuple):
         return self.busy_us / self.steps
 
     @property
+    def gpu_ms_per_step(self) -> float:
+        """The device time a step costs: its kernels', copies' and memsets' durations summed
+        (overlapping work counted twice), which the host's speed does not move."""
+        return (self.kernel_us + self.memcpy.total_us + self.memset.total_us) / self.steps / 1000.0
+
+    @property
     def launches_per_step(self) -> float:
         total = self.launches.runtime + self.launches.driver + self.launches.graph
         return total / self.steps
@@ -163,6 +169,7 @@ class DeviceMetrics(NamedTuple):
         out["host_syncs_per_step"] = self.host_syncs_per_step
         out["nccl_exposed_pct"] = self.nccl_exposed_pct
         out["busy_us_per_step"] = self.busy_us_per_step
+        out["gpu_ms_per_step"] = self.gpu_ms_per_step
         out["launches_per_step"] = self.launches_per_step
         return out
 

@@ -26,7 +26,9 @@ from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
 from pytest_gpuperf.judging.registry import (
     BY_NAME,
     EXACT,
+    GATES,
     GENERATION,
+    HOST,
     LATENCY,
     METRICS,
     NUMBER,
@@ -51,8 +53,12 @@ HOST_WAIT_GATE_PCT = 25.0
 GATE_LAUNCH_US = 100.0
 HOST_BOUND_NOTE = (
     "host-paced step ({why}): its latency moves with the host's speed between processes, so it is "
-    "reported, not gated; kernels, launches and memory per step decide, and a p50_ms/p99_ms budget bounds it"
+    "reported, not gated; its GPU time, host work, kernels, launches and memory per step decide, and a "
+    "p50_ms/p99_ms budget bounds it"
 )
+# The report's table names the gates that judged a test in short.
+GATE_SHORT = {"latency": "latency", "gpu time": "gpu", "host work": "host", "counts": "counts", "memory": "mem"}
+GPU_TIME_HIDDEN = "the step's latency hides it: the host paces the step ({why})"
 # Figures with one value a run, and counts compared exactly, as the registry lists them.
 FIGURES = tuple(
     m
@@ -60,6 +66,7 @@ FIGURES = tuple(
     if m.compared in (POINT, REPORTED) and m.shape == NUMBER and m.source not in (LATENCY, GENERATION)
 )
 COUNTS = tuple(m for m in METRICS if m.compared == EXACT)
+GATED = tuple(m for m in METRICS if m.compared in (POINT, EXACT))
 CLOCK_STEADY = 1.01  # SM clocks within 1% of each other: no clock correction
 MAX_ROUNDS_ADVICE = 1000
 
@@ -126,6 +133,7 @@ class Comparison:
     baseline_file: str = ""
     kernel_changes: tuple[KernelChange, ...] = ()  # the kernels whose time per step moved most
     baseline_rounds_ms: tuple[float, ...] = ()  # the baseline's per-round medians (the reports plot them)
+    lacking: tuple[str, ...] = ()  # gated metrics measured now that the baseline lacks (an earlier release's)
 
     @property
     def latency(self) -> MetricChange | None:
@@ -139,7 +147,19 @@ class Comparison:
         if latency is None:
             return self.status
         paced = "" if latency.gated else " host-paced,"
-        return f"{latency.change_pct:+.1f}%{paced} {self.status}"
+        decided = ", ".join(GATE_SHORT[gate] for gate in self.gates())
+        return f"{latency.change_pct:+.1f}%{paced} {self.status}" + (f" ({decided})" if decided else "")
+
+    def gates(self) -> dict[str, str]:
+        """Each gate that judged this test (registry.GATES, in that order), with its outcome: the
+        worst of its gated metrics. A gate none of whose metrics was gated is left out."""
+        found: dict[str, list[str]] = {}
+        for change in self.changes:
+            metric = BY_NAME.get(change.metric)
+            gate = metric.gate if metric is not None else ""
+            if change.gated and gate:
+                found.setdefault(gate, []).append(change.outcome)
+        return {gate: _overall_of(found[gate]) for gate in GATES if gate in found}
 
 
 def host_wait(baseline: Entry, current: Entry) -> float | None:
@@ -177,13 +197,28 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     if paced or (wait is not None and wait >= HOST_WAIT_GATE_PCT):
         why = paced or f"the GPU waited for the host {wait:.0f}% of the step"
         latency = replace(latency, gated=False, note=HOST_BOUND_NOTE.format(why=why))
+    else:
+        why = ""
     changes = [latency, *_generation_changes(baseline, current, latency, tolerance_pct)]
     p99 = _interval_change("p99_ms", baseline.p99_ms, current.p99_ms, baseline.p99_ci_ms, current.p99_ci_ms, tolerance)
     changes.append(replace(p99, note=BY_NAME["p99_ms"].note))
     old_items, new_items = baseline.figure("items_per_s"), current.figure("items_per_s")
     if old_items and new_items:
         changes.append(_items_change(old_items, new_items, changes[0], tolerance))
-    changes += [change for metric in FIGURES if (change := _figure_change(metric, baseline, current, tolerance))]
+    lacking = tuple(m.name for m in GATED if m.name in current.values() and m.name not in baseline.values())
+    baseline, current, derived = with_kernel_time(baseline, current)
+    for metric in FIGURES:
+        change = _figure_change(metric, baseline, current, tolerance)
+        if change is None:
+            continue
+        if metric.name == GPU_TIME and derived:
+            change = replace(change, note=f"{change.note}; {DERIVED_NOTE}")
+        if change.gated and change.outcome == REGRESSED:
+            if metric.gate == "gpu time" and why:
+                change = replace(change, note=f"{change.note}; {GPU_TIME_HIDDEN.format(why=why)}")
+            if named := _what_grew(metric, baseline, current):
+                change = replace(change, note=f"{change.note}; {named}")
+        changes.append(change)
     for metric in COUNTS:
         old, new = baseline.figure(metric.name), current.figure(metric.name)
         if old is not None and new is not None:
@@ -206,6 +241,26 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
         removed,
         kernel_changes=moved,
         baseline_rounds_ms=baseline.round_medians_ms,
+        lacking=tuple(name for name in lacking if name != GPU_TIME or not derived),
+    )
+
+
+GPU_TIME = "gpu_ms_per_step"
+DERIVED_NOTE = "from the kernels' time per step on both sides (one was written before gpu_ms_per_step was kept)"
+
+
+def with_kernel_time(baseline: Entry, current: Entry) -> tuple[Entry, Entry, bool]:
+    """Where one side lacks the GPU time per step (a report or baseline of an earlier release) and
+    both kept each kernel's time per step, both sides' GPU time from those (kernels only, no copies)."""
+    if baseline.figure(GPU_TIME) is not None and current.figure(GPU_TIME) is not None:
+        return baseline, current, False
+    old, new = baseline.per_name("kernel_us"), current.per_name("kernel_us")
+    if not old or not new:
+        return baseline, current, False
+    return (
+        baseline.updated(**{GPU_TIME: sum(old.values()) / 1000.0}),
+        current.updated(**{GPU_TIME: sum(new.values()) / 1000.0}),
+        True,
     )
 
 
@@ -271,7 +326,10 @@ ITEMS_CHANGED = 0.01  # baselines keep four digits: a smaller move is rounding, 
 
 
 def _overall(changes: Sequence[MetricChange]) -> str:
-    outcomes = {c.outcome for c in changes if c.gated}
+    return _overall_of([c.outcome for c in changes if c.gated])
+
+
+def _overall_of(outcomes: Sequence[str]) -> str:
     for status in (REGRESSED, INCONCLUSIVE, IMPROVED):
         if status in outcomes:
             return status
@@ -306,6 +364,11 @@ def _figure_change(metric: Metric, baseline: Entry, current: Entry, tolerance: f
         return None
     allowed = max(tolerance, metric.min_tolerance_pct / 100.0)
     ratio = _ratio(old, new)
+    counters = baseline.text("host_counter"), current.text("host_counter")
+    if metric.source == HOST and counters[0] != counters[1]:
+        verdict = outcome(ratio, ratio, allowed, metric.higher_is_better)
+        note = f"reported, not gated (counted by {counters[0]} in the baseline, {counters[1]} now)"
+        return MetricChange(metric.name, old, new, ratio, ratio, ratio, verdict, note, gated=False)
     verdict = outcome(ratio, ratio, allowed, metric.higher_is_better)
     change = MetricChange(metric.name, old, new, ratio, ratio, ratio, verdict, f"gated past {allowed * 100:.0f}%")
     if metric.compared == REPORTED:
@@ -343,8 +406,17 @@ def _what_grew(metric: Metric, baseline: Entry, current: Entry) -> str:
         return f"new: {grown}" if grown else ""
     if metric.name == "host_syncs_per_step":
         return "synchronizing in " + (_grown(old, new) or "no operator named")
-    grown = _grown(old, new)
-    return f"grew: {grown}" if grown else ""
+    grown = _grown_most(old, new)
+    return f"grew most: {grown}" if grown else ""
+
+
+GROWN_SHOWN = 5
+
+
+def _grown_most(old: Mapping[str, float], new: Mapping[str, float]) -> str:
+    """The names whose count grew most, with both counts, the largest growth first."""
+    grown = sorted(((n - old.get(name, 0), name) for name, n in new.items() if n > old.get(name, 0)), reverse=True)
+    return ", ".join(f"{name} {old.get(name, 0):g} -> {new[name]:g}" for _, name in grown[:GROWN_SHOWN])
 
 
 def _grown(old: Mapping[str, float], new: Mapping[str, float]) -> str:

@@ -15,4 +15,5 @@ class ProtocolConfig:
     round_ms: float  # minimum length of a timed round
     max_rounds: int  # rounds at most, while a budget or the baseline comparison is undecided
     profile_steps: int  # steps in the profiled pass; 0: none
+    host_work_calls: int = 3  # calls counted for host work (Python lines and calls); 0: none
     host_clock_judges_latency: bool = False  # --gpuperf-device cpu: latency budgets on the host clock are judged

@@ -39,13 +39,14 @@ from pytest_gpuperf.judging.compare import (
     latency_change,
 )
 from pytest_gpuperf.judging.entry import COMPILE_EVENT_KINDS, Entry, Rounds
-from pytest_gpuperf.judging.registry import COMPILE, MEMORY, METRICS, NUMBER, POSITIVE, TRACE, kept
+from pytest_gpuperf.judging.registry import COMPILE, HOST, MEMORY, METRICS, NUMBER, POSITIVE, TRACE, kept
 from pytest_gpuperf.judging.stats import Estimate, quantile_interval
 from pytest_gpuperf.measuring.backend import Backend, CompileLog, CompileWatch, EnvInfo, RoundsInfo
 from pytest_gpuperf.measuring.config import ProtocolConfig
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.generation import Generation, GenerationStats, generation_stats
 from pytest_gpuperf.measuring.hostclock import HOST_CLOCK
+from pytest_gpuperf.measuring.hostwork import HostWork, count_host_work
 
 STEADY_TOLERANCE = 0.05
 WARMUP_CAP_FACTOR = 4.0
@@ -75,6 +76,7 @@ class Measurement:
     compiles: CompileLog | None = None  # what torch.compile did during the test's calls; None: not read
     compiled_in_rounds: int = 0  # compilations during the timed rounds: their time is in the samples
     generation: GenerationStats | None = None  # gpu_profiler.generate: the timed calls' requests and tokens
+    host_work: HostWork | None = None  # Python lines and calls of the counted calls; None: not counted
 
     @property
     def device(self) -> DeviceMetrics | None:
@@ -115,6 +117,7 @@ class Measurement:
             "sync_ops": {name: n / device.steps for name, n in device.sync_ops.items()} if device else {},
             "compile_events": compile_events(self.compiles),
             **_generation_entry(self.generation),
+            **_host_entry(self.host_work),
         }
         for metric in METRICS:
             if metric.name in values or not kept(metric) or metric.shape not in (NUMBER, POSITIVE):
@@ -150,6 +153,25 @@ def _generation_entry(g: GenerationStats | None) -> dict[str, Any]:
         "ttft_per_call_ms": g.ttft_per_call_ms,
         "tpot_per_call_ms": g.tpot_per_call_ms,
     }
+
+
+def _host_entry(work: HostWork | None) -> dict[str, Any]:
+    """The host-work figures a baseline keeps; an unsteady count is kept for its functions, not gated."""
+    if work is None:
+        return {}
+    return {
+        "host_lines_per_step": None if work.unsteady else work.lines,
+        "host_calls_per_step": work.calls,
+        "host_lines": {name: float(n) for name, n in work.lines_by_function.items()},
+        "host_counter": work.tracer,
+    }
+
+
+def host_figure(metric: str, work: HostWork | None) -> tuple[float | None, str]:
+    """A host-work budget's figure, or why there is none."""
+    if work is None:
+        return None, "host work was not counted (--gpuperf-host-work-calls 0)"
+    return (work.lines if metric == "host_lines_per_step" else work.calls), ""
 
 
 def compile_figure(log: CompileLog | None, metric: str) -> tuple[float | None, str]:
@@ -390,8 +412,16 @@ def measure(
     else:
         why_not = problem
 
+    # Counted apart from the timed calls and the profiled pass: the trace function slows them.
+    host_work = count_host_work(step, config.host_work_calls) if config.host_work_calls else None
+
     results = [settle(r) for r in [*latency, *latency_of_tokens]]
     results += _other_budgets(budget, trace, why_not, rounds_info, len(samples))
+    results += [
+        judge(key, limit, *host_figure(KEYS[key].name, host_work))
+        for key, limit in budget.items()
+        if KEYS[key].source == HOST
+    ]
     results += _compile_budgets(budget, compiled)
     order = list(budget)
     results.sort(key=lambda r: order.index(r.key))
@@ -415,6 +445,7 @@ def measure(
         compiles=compiled,
         compiled_in_rounds=in_rounds,
         generation=generated,
+        host_work=host_work,
     )
     if baseline is None:
         return measurement

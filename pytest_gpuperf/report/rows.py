@@ -131,5 +131,6 @@ def _baseline_json(c: Comparison | None, recorded: bool) -> dict[str, Any]:
     out["summary"] = c.summary()
     # The reason for the verdict: the gated metrics that decided it (empty for same/new).
     out["decided_by"] = [change.describe() for change in c.changes if change.gated and change.outcome == c.status]
+    out["gates"] = c.gates()  # each gate that judged the test, with its outcome
     out["recorded"] = recorded
     return out

@@ -173,9 +173,13 @@ def baseline_text(m: Measurement, verdict: Verdict) -> list[str]:
     if c.kernels_removed:
         lines.append(f"    kernels that disappeared: {kernel_list(c.kernels_removed)}")
     if c.kernel_changes:
-        lines.append("    kernels whose GPU time per step moved most (one profiled pass each: reported, not gated):")
+        lines.append(
+            "    kernels whose GPU time per step moved most (one profiled pass each; they explain gpu_ms_per_step):"
+        )
         shown = shown_kernel_names([k.name for k in c.kernel_changes])
         lines += [f"      {k.describe(shown[k.name])}" for k in c.kernel_changes]
+    if c.lacking:
+        lines.append(f"    not in the baseline, so not judged (re-record it to gate them): {', '.join(c.lacking)}")
     if c.first_attempt:
         lines.append(f"    first measurement: {c.first_attempt}; measured again in this session: the lines above")
     test = base_test(m.test_id)
