@@ -31,14 +31,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # Which zoo tests each change touches (the rest are unchanged: more A/A comparisons).
 TOUCHES = {
-    "eager_attention": {"test_hf_decoder_forward"},
-    "fp32": {"test_hf_decoder_forward", "test_timm_cnn_forward", "test_cuda_graph_of_a_library_model"},
+    "eager_attention": {"test_hf_decoder_forward", "test_hf_generate"},
+    "fp32": {
+        "test_hf_decoder_forward", "test_hf_generate", "test_timm_cnn_forward", "test_cuda_graph_of_a_library_model",
+    },
     "extra_kernel": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
     "bigger_copy": {"test_large_copy"},
     "host_sync": {"test_hf_decoder_forward"},
     "graph_break": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
     "cudagraph_skip": {"test_torch_compile_default", "test_torch_compile_reduce_overhead"},
-}
+    "wider_mlp": {"test_hf_decoder_forward", "test_hf_generate"},
+    "python_work": {"test_hf_decoder_forward", "test_hf_generate"},
+    "generate_gpu_work": {"test_hf_generate"},
+}  # fmt: skip
 
 
 def run_zoo(baselines: Path, report: Path, change: str = "", update: bool = False) -> float:
@@ -95,6 +100,9 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
     false: list[str] = []
     classes: dict[str, Counter[str]] = defaultdict(Counter)
     detections: dict[str, dict[str, list[str]]] = {}  # change -> test -> each process's verdict
+    gates: Counter[str] = Counter()  # gate comparisons in unchanged tests (A/A and untouched), by gate
+    false_gates: Counter[str] = Counter()
+    moves: dict[str, list[float]] = defaultdict(list)  # metric -> change % of each unchanged comparison
     for out in outs:
         for path in sorted(out.glob("*.json")):
             if path.name == "record.json":
@@ -110,6 +118,14 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
                     detections.setdefault(change, {}).setdefault(name, []).append(f"{status}: {cause(test)}")
                     continue
                 (untouched if change else aa)[status] += 1
+                for gate, verdict in test["baseline"].get("gates", {}).items():
+                    gates[gate] += 1
+                    false_gates[gate] += verdict in ("regressed", "improved")
+                for c in test["baseline"].get("changes", []):
+                    if c["metric"] in MOVES_KEPT and c["baseline"]:
+                        moves[f"{c['metric']}{'' if c['gated'] else ' (not gated)'}"].append(
+                            round((c["current"] / c["baseline"] - 1) * 100, 2)
+                        )
                 if status in ("regressed", "improved"):
                     false.append(f"{out.name}/{path.stem} {name}: {status}: {cause(test)}")
     return {
@@ -117,9 +133,15 @@ def summarize(outs: list[Path]) -> dict[str, Any]:
         "aa_outcomes": dict(aa),
         "untouched_in_ab_runs": dict(untouched),
         "false_verdicts": false,
+        "gate_comparisons_unchanged": dict(gates),
+        "false_gate_verdicts": dict(false_gates),
+        "unchanged_moves_pct": {m: {"n": len(v), "min": min(v), "max": max(v)} for m, v in sorted(moves.items())},
         "ab_detections": detections,
         "classes_in_unchanged_runs": {name: dict(c) for name, c in classes.items()},
     }
+
+
+MOVES_KEPT = ("gpu_ms_per_step", "host_lines_per_step", "host_calls_per_step", "p50_ms")
 
 
 def cause(test: dict[str, Any]) -> str:

@@ -33,6 +33,38 @@ def test_hf_decoder_forward(gpu_profiler, hf_decoder) -> None:
     assert logits.shape == (1, TOKENS, hf_decoder.config.vocab_size)
 
 
+class MatmulLogits:
+    """A logits processor with device work of its own (as a reranker or a penalty over a learned
+    matrix would have): one square matmul per decode step, folded into the scores as zero."""
+
+    def __init__(self, size: int) -> None:
+        self.a = torch.randn(size, size, device=DEVICE, dtype=DTYPE)
+        self.out = torch.empty_like(self.a)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        torch.mm(self.a, self.a, out=self.out)
+        return scores + self.out[0, 0] * 0
+
+
+@pytest.mark.gpu_budget(p99_ms=2000, peak_mem_mb=8192)
+def test_hf_generate(gpu_profiler, hf_decoder) -> None:
+    transformers = pytest.importorskip("transformers")
+    new_tokens = 16 if ON_GPU else 4
+    ids = torch.randint(0, hf_decoder.config.vocab_size, (1, 32), device=DEVICE)
+    size = (3072 if CHANGE == "generate_gpu_work" else 1024) if ON_GPU else 64
+    processors = transformers.LogitsProcessorList([MatmulLogits(size)])
+
+    @torch.inference_mode()
+    def generate() -> torch.Tensor:
+        return hf_decoder.generate(
+            ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+            logits_processor=processors, pad_token_id=0,
+        )  # fmt: skip
+
+    out = gpu_profiler(generate, items=new_tokens)
+    assert out.shape == (1, 32 + new_tokens)
+
+
 @pytest.mark.gpu_budget(p99_ms=500, peak_mem_mb=16384)
 def test_timm_cnn_forward(gpu_profiler, cnn) -> None:
     images = torch.randn(CNN_BATCH, 3, CNN_SIZE, CNN_SIZE, device=DEVICE, dtype=DTYPE)

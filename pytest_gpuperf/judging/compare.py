@@ -375,7 +375,7 @@ def _figure_change(metric: Metric, baseline: Entry, current: Entry, tolerance: f
         return replace(change, gated=False, note=metric.note)
     if max(old, new) < metric.floor:
         return replace(change, gated=False, note=metric.floor_note.format(floor=metric.floor))
-    return replace(change, note=f"{metric.note}: {change.note}") if metric.note else change
+    return replace(change, note=f"{metric.note}, {change.note}") if metric.note else change
 
 
 COUNT_SLACK = 1e-6  # baselines keep counts per step to six decimals; a real change is 1/steps or more

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, NamedTuple
@@ -31,7 +32,8 @@ class HostWork(NamedTuple):
     lines_per_call: tuple[int, ...]  # Python lines each counted call ran
     calls_per_call: tuple[int, ...]  # Python function calls (frames entered) each counted call made
     lines_by_function: dict[str, int]  # "file:function" -> lines, in the median call, most first
-    tracer: str  # what counted them: "sys.settrace on CPython 3.12"
+    tracer: str  # what counted them: "sys.settrace on cpython 3.12"
+    count_s: float  # wall time of the counted calls (the trace function slows them)
 
     @property
     def lines(self) -> float:
@@ -93,10 +95,12 @@ def count_once(step: Callable[[], Any]) -> tuple[int, int, dict[CodeType, int]]:
 
 def count_host_work(step: Callable[[], Any], calls: int) -> HostWork:
     """Count ``calls`` calls of ``step`` one by one (calls >= 1)."""
+    started = time.perf_counter()
     counted = [count_once(step) for _ in range(calls)]
+    spent = time.perf_counter() - started
     lines = tuple(c[0] for c in counted)
     median_call = sorted(counted, key=lambda c: c[0])[len(counted) // 2]
-    return HostWork(lines, tuple(c[1] for c in counted), by_function(median_call[2]), tracer_name())
+    return HostWork(lines, tuple(c[1] for c in counted), by_function(median_call[2]), tracer_name(), spent)
 
 
 def by_function(lines: dict[CodeType, int]) -> dict[str, int]:

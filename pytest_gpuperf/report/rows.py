@@ -92,6 +92,7 @@ def _json(m: Measurement, verdict: Verdict, recorded: bool, trace_saved: str | N
         "new_allocs_per_step": m.new_allocs_per_step,
         "compiles": asdict(m.compiles) if m.compiles is not None else None,
         "generation": generation_json(m.generation),
+        "host_work": _host_work_json(m),
         "compiled_in_rounds": m.compiled_in_rounds,
         "sm_clock_mhz": m.rounds_info.sm_clock_mhz,
         "sm_clock_max_mhz": m.rounds_info.sm_clock_max_mhz,
@@ -108,6 +109,19 @@ def _json(m: Measurement, verdict: Verdict, recorded: bool, trace_saved: str | N
         "over_budget": bool(verdict.over_budget),
         "problems": list(verdict.problems),
         "entry": entry_to_dict(m.entry),  # what a baseline would keep: `gpuperf compare` reads it
+    }
+
+
+def _host_work_json(m: Measurement) -> dict[str, Any] | None:
+    work = m.host_work
+    if work is None:
+        return None
+    return {
+        "lines_per_call": list(work.lines_per_call),
+        "calls_per_call": list(work.calls_per_call),
+        "tracer": work.tracer,
+        "count_s": work.count_s,
+        "unsteady": work.unsteady or None,
     }
 
 

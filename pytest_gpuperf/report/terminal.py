@@ -36,6 +36,7 @@ def header(
         f"gpuperf: warmup >= {count(config.warmup_calls, 'call')} and {config.warmup_ms:g} ms until steady; "
         f"{config.rounds} rounds of >= {config.round_ms:g} ms (up to {config.max_rounds} near a budget); "
         + _profiling_text(backend, config.profile_steps, save_traces)
+        + (f"; host work counted in {count(config.host_work_calls, 'call')}" if config.host_work_calls else "")
         + ("; L2 cleared before each call" if flush_l2 else "")
     )
     if note:
