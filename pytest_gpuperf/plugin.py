@@ -18,6 +18,7 @@ from pytest_gpuperf.fixtures import cuda_graph, gpu_profiler, kv_pool
 from pytest_gpuperf.judging.budget import KEYS, BudgetError, budget_number, parse_budget
 from pytest_gpuperf.judging.testids import checked_machine_key, module_key
 from pytest_gpuperf.measuring.consensus import launched_rank
+from pytest_gpuperf.report.outputs import folder_problem, output_problem
 from pytest_gpuperf.settings import OPTIONS, Settings, add_options, resolve
 from pytest_gpuperf.stash import BUDGET_KEY, SESSION_KEY, TOLERANCE_KEY, GpuperfWarning
 
@@ -46,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.gpuperf:
         _warn_unused_options(config)
         return
+    _check_outputs(settings, config.rootpath)  # before an hour of measuring, not after it
     from pytest_gpuperf.session import GpuperfSession, Placement, choose_backend  # the measuring stack: only now
 
     gpu, gpu_lock_dir = _assign_gpu(config, settings)  # before the backend starts CUDA in this process
@@ -62,6 +64,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "gpuperf-session")
     config.pluginmanager.register(session.relay, "gpuperf-xdist-relay")
+
+
+def _check_outputs(settings: Settings, rootdir: Path) -> None:
+    """Every output path the run will write at its end, checked now: a usage error lists them all."""
+    problems = [
+        output_problem(Path(path), flag)
+        for flag, path in (
+            ("--gpuperf-json", settings.gpuperf_json),
+            ("--gpuperf-html", settings.gpuperf_html),
+            ("--gpuperf-markdown", settings.gpuperf_markdown),
+        )
+        if path
+    ]
+    if settings.gpuperf_update_baselines:
+        problems.append(folder_problem(rootdir / settings.gpuperf_baselines_dir, "--gpuperf-baselines-dir"))
+    found = [p for p in problems if p]
+    if found:
+        raise pytest.UsageError("gpuperf cannot write its outputs:\n  " + "\n  ".join(found))
 
 
 def _warn_unused_options(config: pytest.Config) -> None:

@@ -25,7 +25,7 @@ from pytest_gpuperf.judging import testids
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
 from pytest_gpuperf.judging.compare import INCONCLUSIVE, NEW, NOT_COMPARED, SAME, UNREADABLE, Comparison
 from pytest_gpuperf.judging.testids import base_test, file_stem, split_test_id
-from pytest_gpuperf.judging.text import count
+from pytest_gpuperf.judging.text import WRITE_FAILED, count
 from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
 from pytest_gpuperf.measuring.backend import Backend
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
@@ -38,6 +38,7 @@ from pytest_gpuperf.measuring.nvtx import nvtx_range
 from pytest_gpuperf.measuring.protocol import Measurement, measure_test
 from pytest_gpuperf.report import terminal
 from pytest_gpuperf.report.jsonfile import write_json
+from pytest_gpuperf.report.outputs import written
 from pytest_gpuperf.report.pages import write_html, write_markdown
 from pytest_gpuperf.report.rows import Row, row
 from pytest_gpuperf.runinfo import run_info
@@ -129,6 +130,7 @@ class GpuperfSession:
         self.results: list[Result] = []
         self.saved_traces: dict[int, str] = {}  # id(measurement) -> where its trace was kept
         self.baseline_lines: list[str] = []  # what the end of the session did to baselines
+        self.output_errors: list[str] = []  # files the end of the session could not write
         self.policy = Policy(update=settings.gpuperf_update_baselines, strict=settings.gpuperf_strict_baselines)
         self._baselines: BaselineStore | None = None  # opened on the first measurement
         self._consensus: Consensus | None = None
@@ -451,13 +453,16 @@ class GpuperfSession:
         )
         for line in lines:
             terminalreporter.write_line(line)
+        failed = " ".join(self.output_errors)
         for kind, path in (
             ("JSON report written to", self.settings.gpuperf_json),
             ("HTML report written to", self.settings.gpuperf_html),
             ("Markdown summary appended to", self.settings.gpuperf_markdown),
         ):
-            if path:
+            if path and f" {path} {WRITE_FAILED}" not in failed:
                 terminalreporter.write_line(f"gpuperf: {kind} {path}")
+        for problem in self.output_errors:
+            terminalreporter.write_line(f"gpuperf: error: {problem}", red=True, bold=True)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         worker_output = getattr(session.config, "workeroutput", None)
@@ -471,12 +476,18 @@ class GpuperfSession:
         settings = self.settings
         if settings.gpuperf_json or settings.gpuperf_html or settings.gpuperf_markdown:
             run, rows = run_info(self.started, self.rootdir, self.backend.env()), self.rows()
-        if settings.gpuperf_json:
-            write_json(Path(settings.gpuperf_json), settings=asdict(settings), note=self.note, rows=rows, run=run)
-        if settings.gpuperf_html:
-            write_html(Path(settings.gpuperf_html), rows, run)
-        if settings.gpuperf_markdown:
-            write_markdown(Path(settings.gpuperf_markdown), rows, run)
+        outputs: list[tuple[str, str | None, Callable[[Path], None]]] = [
+            ("JSON report", settings.gpuperf_json, lambda p: write_json(
+                p, settings=asdict(settings), note=self.note, rows=rows, run=run)),
+            ("HTML report", settings.gpuperf_html, lambda p: write_html(p, rows, run)),
+            ("Markdown summary", settings.gpuperf_markdown, lambda p: write_markdown(p, rows, run)),
+        ]  # fmt: skip
+        for what, path, write in outputs:
+            if path and (problem := written(what, Path(path), write)):
+                self.output_errors.append(problem)
+        self.output_errors += [line for line in self.baseline_lines if WRITE_FAILED in line]
+        if self.output_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # measured, but not all of it kept
 
 
 class MeasuredBenchmark:

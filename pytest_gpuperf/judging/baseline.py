@@ -13,7 +13,9 @@ import contextlib
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -30,7 +32,7 @@ except ImportError:  # Windows
 from pytest_gpuperf.judging.entry import COUNT_FIELDS, Entry
 from pytest_gpuperf.judging.registry import COUNT, METRICS, NUMBER, PAIR, PER_NAME, POSITIVE, SERIES, TEXT, kept
 from pytest_gpuperf.judging.testids import base_test, module_file
-from pytest_gpuperf.judging.text import brief, count, finite
+from pytest_gpuperf.judging.text import WRITE_FAILED, brief, count, finite
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number but counts
@@ -167,6 +169,7 @@ def write_atomic(path: Path, text: str) -> None:
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    restore = _exit_on_terminate()
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -177,6 +180,29 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    finally:
+        restore()
+
+
+def _exit_on_terminate() -> Callable[[], None]:
+    """While a file is written, SIGTERM (a CI job cancelled) raises SystemExit, so the temporary
+    file is removed on the way out; returns what puts the previous handler back. Only the main
+    thread can set a handler: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return lambda: None  # someone handles it already (pytest-timeout, the application)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _umask() -> int:
@@ -523,12 +549,21 @@ class BaselineStore:
         is there now, so two processes updating one file keep each other's entries.
         ``whole``: the run measured whole modules (no -k, -m or test ids), so a file recorded
         on another setup may be replaced by this run's entries alone."""
+        modules = sorted(set(self.staged) | (set(stale) if remove_stale else set()))
+        if not modules:
+            return []  # nothing to write: a plain run makes no baseline folder
         lines = []
-        with folder_lock(self.directory):
-            for module in sorted(set(self.staged) | (set(stale) if remove_stale else set())):
-                line = self._flush_module(module, stale.get(module, []) if remove_stale else [], whole)
-                if line:
-                    lines.append(line)
+        try:
+            with folder_lock(self.directory):
+                for module in modules:
+                    try:
+                        line = self._flush_module(module, stale.get(module, []) if remove_stale else [], whole)
+                    except OSError as exc:
+                        line = f"{self.path(module)}: {WRITE_FAILED}: {exc.strerror or exc}"
+                    if line:
+                        lines.append(line)
+        except OSError as exc:  # the folder itself cannot be made
+            return [f"{self.directory}: baselines {WRITE_FAILED}: {exc.strerror or exc}"]
         return lines
 
     def _flush_module(self, module: str, removed_names: list[str], whole: bool) -> str | None:

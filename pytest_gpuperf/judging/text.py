@@ -37,3 +37,6 @@ def brief(value: object, limit: int = 60) -> str:
     """A value's repr, cut to ``limit`` characters: a message never prints a whole document."""
     shown = repr(value)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+WRITE_FAILED = "could not be written"  # a file the end of a run failed to write (the run then fails)

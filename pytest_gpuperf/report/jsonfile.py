@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_gpuperf.judging.baseline import write_atomic
 from pytest_gpuperf.report.rows import Row
 
 
@@ -29,5 +30,4 @@ def write_json(
     """The JSON report: the run (when, which commit, on what), its settings, the header's note
     and every row's object."""
     payload = {"run": run, "settings": settings, "note": note, "tests": [r.json for r in rows]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_atomic(path, json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n")

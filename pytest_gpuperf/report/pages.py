@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_gpuperf.judging.baseline import write_atomic
 from pytest_gpuperf.report.rows import Row
 from pytest_gpuperf.report.terminal import kernel_list, shown_kernel_names
 
@@ -60,10 +61,10 @@ def _cell(text: str) -> str:
 
 
 def write_markdown(path: Path, rows: Sequence[Row], run: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Appended, not replaced: a GitHub Actions step summary file collects every step's part.
-    with path.open("a", encoding="utf-8") as out:
-        out.write(markdown(rows, run))
+    # Appended, not replaced: a GitHub Actions step summary file collects every step's part. The
+    # whole file is written anew and renamed into place, so a full disk leaves it as it was.
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    write_atomic(path, before + markdown(rows, run))
 
 
 # --- HTML -----------------------------------------------------------------------------------------
@@ -101,8 +102,7 @@ def page(rows: Sequence[Row], run: dict[str, Any]) -> str:
 
 
 def write_html(path: Path, rows: Sequence[Row], run: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(rows, run), encoding="utf-8")
+    write_atomic(path, page(rows, run))
 
 
 def _test_section(t: dict[str, Any]) -> str:

@@ -1,0 +1,48 @@
+"""Where a run writes: checked before anything is measured, written so that a failed write
+loses nothing else (every other output is still written, and the file is whole or untouched)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_gpuperf.judging.text import WRITE_FAILED
+
+
+def output_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot take a file (None: it can), checked before the run measures anything:
+    a folder there, a file where a folder must be, or no permission to write."""
+    if path.is_dir():
+        return f"{what} {path}: is a folder; give a file's path"
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{what} {path}: {existing} is a file, not a folder"
+    target = path if path.exists() else existing
+    if not os.access(target, os.W_OK):
+        return f"{what} {path}: no permission to write {target}"
+    return None
+
+
+def folder_problem(folder: Path, what: str) -> str | None:
+    """Why files cannot be written into ``folder`` (made if missing); None: they can."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{what} {folder}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK):
+        return f"{what} {folder}: no permission to write {existing}"
+    return None
+
+
+def written(what: str, path: Path, write: Callable[[Path], None]) -> str | None:
+    """``write(path)``; a failure is one line naming the file and the cause (None: written)."""
+    try:
+        write(path)
+    except OSError as exc:
+        return f"{what} {path} {WRITE_FAILED}: {exc.strerror or exc}"
+    return None
