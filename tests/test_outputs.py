@@ -127,3 +127,28 @@ def test_the_markdown_summary_keeps_what_the_file_held(tmp_path: Path) -> None:
     summary.write_text("an earlier step's part\n")
     write_markdown(summary, [], {"gpu": "g"})
     assert summary.read_text().startswith("an earlier step's part\n### gpuperf")
+
+
+HOSTILE_ID = "test_m.py::test_step[a`<img src=x onerror=alert(5)>`b]"
+
+
+def test_ids_and_kernel_names_cannot_put_markup_into_a_step_summary() -> None:
+    from pytest_gpuperf.report.pages import _cell, _code, clean, markdown
+
+    code = _code(HOSTILE_ID)
+    assert code == "``test_m.py::test_step[a`<img src=x onerror=alert(5)>`b]``"  # one backtick cannot end it
+    assert _code("`edge`") == "`` `edge` ``" and _code("a|b") == "`a\\|b`"
+    assert _cell("<b>x</b> | *y*") == "\\<b\\>x\\</b\\> \\| \\*y\\*"
+    assert clean("kernel\x1b[31m\x07name\tx\n") == "kernel[31mname\tx\n"
+
+    class Row:
+        json = {  # noqa: RUF012
+            "test": HOSTILE_ID, "verdict": "FAIL", "p50_ms": {"value": 1.0}, "p99_ms": {"value": 1.0},
+            "baseline": {"status": "regressed", "summary": "+1.0% regressed"}, "bottleneck": None,
+            "failure": "failed\n```\n<script>alert(1)</script>\x1b[0m",
+        }  # fmt: skip
+
+    text = markdown([Row()], {})  # type: ignore[list-item]
+    assert "\x1b" not in text
+    assert "````\nfailed\n```\n<script>alert(1)</script>[0m\n````" in text  # the failure's fence cannot be closed
+    assert "<summary>test_m.py::test_step[a`&lt;img src=x onerror=alert(5)&gt;`b]</summary>" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,21 @@ from pytest_gpuperf.report.rows import Row
 from pytest_gpuperf.report.terminal import kernel_list, shown_kernel_names
 
 FAILED = "FAIL"
+
+
+# C0 control characters but tab and newline, DEL and the C1 range: an ESC or BEL in a kernel name
+# or a test id reaches a terminal that renders the page's text, and HTML does not allow them.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: Any) -> str:
+    """``text`` as a str without control characters (tab and newline kept)."""
+    return _CONTROL.sub("", str(text))
+
+
+def _esc(text: Any) -> str:
+    """Text for HTML: control characters removed, markup escaped."""
+    return html.escape(clean(text))
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -40,24 +56,41 @@ def _bottleneck(test: dict[str, Any]) -> str:
 
 def markdown(rows: Sequence[Row], run: dict[str, Any]) -> str:
     tests = [r.json for r in rows]
-    lines = [f"### gpuperf: {_headline(tests, run)}", ""]
+    lines = [f"### gpuperf: {_cell(_headline(tests, run))}", ""]
     lines += ["| test | p50 ms | p99 ms | against baseline | bottleneck | verdict |", "|---|---:|---:|---|---|---|"]
     for t in tests:
         mark = ":x: " if t["verdict"] == FAILED else ""
         lines.append(
-            f"| `{_cell(t['test'])}` | {_number(t['p50_ms']['value'])} | {_number(t['p99_ms']['value'])} | "
+            f"| {_code(t['test'])} | {_number(t['p50_ms']['value'])} | {_number(t['p99_ms']['value'])} | "
             f"{_cell(t['baseline']['summary'])} | {_cell(_bottleneck(t))} | {mark}{_cell(t['verdict'])} |"
         )
     for t in tests:
         if t.get("failure"):
-            lines += ["", f"<details><summary>{html.escape(t['test'])}</summary>", "", "```", t["failure"], "```"]
+            failure = clean(t["failure"])
+            fence = "`" * max(3, _longest_backtick_run(failure) + 1)
+            lines += ["", f"<details><summary>{_esc(t['test'])}</summary>", "", fence, failure, fence]
             lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
 def _cell(text: str) -> str:
-    """Text for a Markdown table cell: a pipe would end the cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: markup and HTML escaped, as GitHub would otherwise render
+    them; a pipe would end the cell."""
+    escaped = re.sub(r"([\\`*_\[\]<>&~])", r"\\\1", clean(text))
+    return escaped.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """A code span for a table cell that no backtick in ``text`` can end (CommonMark: a longer
+    fence), its pipes escaped, as GitHub's tables need even inside code."""
+    body = clean(text).replace("\n", " ")
+    fence = "`" * (_longest_backtick_run(body) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}".replace("|", "\\|")
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
 
 
 def write_markdown(path: Path, rows: Sequence[Row], run: dict[str, Any]) -> None:
@@ -88,12 +121,12 @@ code { overflow-wrap: anywhere; }
 
 def page(rows: Sequence[Row], run: dict[str, Any]) -> str:
     tests = [r.json for r in rows]
-    about = ", ".join(f"{k} {html.escape(str(v))}" for k, v in run.items() if v not in (None, ""))
+    about = ", ".join(f"{k} {_esc(str(v))}" for k, v in run.items() if v not in (None, ""))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>gpuperf report</title>',
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>gpuperf: {html.escape(_headline(tests, run))}</h1>",
+        f"<h1>gpuperf: {_esc(_headline(tests, run))}</h1>",
         f'<p class="muted">{about}</p>',
     ]
     parts += [_test_section(t) for t in tests]
@@ -110,12 +143,12 @@ def _test_section(t: dict[str, Any]) -> str:
     b = t["baseline"]
     out = [
         f'<section class="{"fail" if failed else "pass"}">',
-        f'<h2>{html.escape(t["test"])}<span class="badge">{html.escape(t["verdict"])}</span></h2>',
+        f'<h2>{_esc(t["test"])}<span class="badge">{_esc(t["verdict"])}</span></h2>',
         "<table>",
         _figure_row("p50", t["p50_ms"]),
         _figure_row("p99", t["p99_ms"]),
         *_generation_rows(t.get("generation")),
-        f'<tr><td>against baseline</td><td colspan="2">{html.escape(str(b["summary"]))}</td></tr>',
+        f'<tr><td>against baseline</td><td colspan="2">{_esc(str(b["summary"]))}</td></tr>',
         "</table>",
         _rounds_plot(t.get("round_medians_ms") or [], b.get("baseline_rounds_ms") or []),
     ]
@@ -126,9 +159,9 @@ def _test_section(t: dict[str, Any]) -> str:
     out += _changes(b)
     out += _bottleneck_html(t.get("bottleneck"))
     for problem in (t.get("trace") or {}).get("trust", []) or []:
-        out.append(f'<p class="muted">trace unreliable: {html.escape(problem["detail"])}</p>')
+        out.append(f'<p class="muted">trace unreliable: {_esc(problem["detail"])}</p>')
     if t.get("failure"):
-        out.append(f"<pre>{html.escape(t['failure'])}</pre>")
+        out.append(f"<pre>{_esc(t['failure'])}</pre>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -217,7 +250,7 @@ def _ratio_plot(change: dict[str, Any], tolerance_pct: float) -> str:
             f'<line x1="{cx1:.1f}" x2="{cx2:.1f}" y1="14" y2="14" stroke="#1565c0" stroke-width="3"/>',
             f'<circle cx="{cx:.1f}" cy="14" r="4" fill="#1565c0"/>',
             "</svg>",
-            f'<p class="muted">{html.escape(note)}</p>',
+            f'<p class="muted">{_esc(note)}</p>',
         ]
     )
 
@@ -227,10 +260,10 @@ def _budgets(budgets: Sequence[dict[str, Any]]) -> list[str]:
         return []
     out = ["<table><tr><th>budget</th><th>limit</th><th>measured</th><th>status</th></tr>"]
     for b in budgets:
-        value = _number(b["value"]) if b.get("value") is not None else html.escape(b.get("reason") or "-")
+        value = _number(b["value"]) if b.get("value") is not None else _esc(b.get("reason") or "-")
         out.append(
-            f'<tr><td>{html.escape(b["key"])}</td><td class="n">{_number(b["limit"])}</td>'
-            f"<td>{value}</td><td>{html.escape(b['status'])}</td></tr>"
+            f'<tr><td>{_esc(b["key"])}</td><td class="n">{_number(b["limit"])}</td>'
+            f"<td>{value}</td><td>{_esc(b['status'])}</td></tr>"
         )
     out.append("</table>")
     return out
@@ -241,18 +274,18 @@ def _changes(b: dict[str, Any]) -> list[str]:
     moved = [c for c in b.get("changes", []) if c.get("outcome") not in ("same", None) and c.get("gated")]
     if moved:
         out.append("<p>what changed against the baseline:</p><ul>")
-        out += [f"<li>{html.escape(_change_text(c))}</li>" for c in moved]
+        out += [f"<li>{_esc(_change_text(c))}</li>" for c in moved]
         out.append("</ul>")
     for label, names in (("kernels that appeared", b.get("kernels_added")), ("disappeared", b.get("kernels_removed"))):
         if names:
-            out.append(f"<p>{label}: <code>{html.escape(kernel_list(names))}</code></p>")
+            out.append(f"<p>{label}: <code>{_esc(kernel_list(names))}</code></p>")
     kernels = b.get("kernel_changes") or []
     if kernels:
         shown = shown_kernel_names([k["name"] for k in kernels])
         out.append("<table><tr><th>kernel</th><th>baseline us/step</th><th>now us/step</th><th>share of step</th></tr>")
         for k in kernels:
             out.append(
-                f"<tr><td><code>{html.escape(shown[k['name']])}</code></td><td class='n'>{k['baseline_us']:.1f}</td>"
+                f"<tr><td><code>{_esc(shown[k['name']])}</code></td><td class='n'>{k['baseline_us']:.1f}</td>"
                 f"<td class='n'>{k['current_us']:.1f}</td><td class='n'>{k['step_share_pct']:.0f}%</td></tr>"
             )
         out.append("</table>")
@@ -267,7 +300,7 @@ def _change_text(c: dict[str, Any]) -> str:
 def _bottleneck_html(found: dict[str, Any] | None) -> list[str]:
     if not found:
         return []
-    out = [f"<p><b>bottleneck: {html.escape(found['kind'])}</b> ({html.escape(found['method'])})</p><ul>"]
-    out += [f"<li>{html.escape(e)}</li>" for e in found.get("evidence", [])]
-    out.append(f"</ul><p>try first: {html.escape(found['fix'])}</p>")
+    out = [f"<p><b>bottleneck: {_esc(found['kind'])}</b> ({_esc(found['method'])})</p><ul>"]
+    out += [f"<li>{_esc(e)}</li>" for e in found.get("evidence", [])]
+    out.append(f"</ul><p>try first: {_esc(found['fix'])}</p>")
     return out
