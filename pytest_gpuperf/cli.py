@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from pytest_gpuperf import __version__
 from pytest_gpuperf.analysis.load import load
 from pytest_gpuperf.analysis.metrics import analyze
+from pytest_gpuperf.analysis.results import finite_json
 from pytest_gpuperf.analysis.trace import TraceFormatError
 from pytest_gpuperf.report.traces import balance_json, render_ranks, render_trace
 
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 "balance": balance_json(found),
             }
         )
+        payload, notes = finite_json(payload)
+        if notes:
+            payload["notes"] = notes
         json.dump(payload, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
         sys.stdout.write("\n")
     else:

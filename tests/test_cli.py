@@ -135,3 +135,15 @@ def test_the_report_names_the_trace_by_its_normalized_path(
     monkeypatch.chdir(DATA.parent)
     assert main(["analyze", f".//{DATA.name}/./gemm.json.gz", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == f"{DATA.name}/gemm.json.gz"
+
+
+def test_numbers_json_cannot_hold_are_null_with_a_note(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.traces import cpu_op
+
+    path = tmp_path / "flops.json"
+    events = [cpu_op(0, 5, "aten::mm", flops=1.5e308), cpu_op(6, 5, "aten::mm", flops=1.5e308), kernel(1, 8)]
+    path.write_text(json.dumps(trace(*events)))
+    assert main(["analyze", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["flops"] is None
+    assert "flops: inf is not a finite number; written as null" in out["notes"]

@@ -7,6 +7,7 @@ such a process. Fields named ``count`` shadow ``tuple.count``, which nothing her
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Protocol
 
 
@@ -225,3 +226,17 @@ def _plain_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain_value(item) for key, item in value.items()}
     return value
+
+
+def finite_json(value: Any, where: str = "", notes: list[str] | None = None) -> tuple[Any, list[str]]:
+    """``value`` with every infinite or NaN float as None, which strict JSON can hold, and a note
+    naming each replaced one by its path (two FLOP counts can sum to inf)."""
+    found: list[str] = [] if notes is None else notes
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append(f"{where or 'value'}: {value} is not a finite number; written as null")
+        return None, found
+    if isinstance(value, dict):
+        return {k: finite_json(v, f"{where}.{k}" if where else str(k), found)[0] for k, v in value.items()}, found
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v, f"{where}[{i}]", found)[0] for i, v in enumerate(value)], found
+    return value, found

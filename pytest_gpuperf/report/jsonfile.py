@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_gpuperf.analysis.results import finite_json
 from pytest_gpuperf.judging.baseline import write_atomic
 from pytest_gpuperf.report.rows import Row
 
@@ -15,13 +15,7 @@ from pytest_gpuperf.report.rows import Row
 def json_safe(value: Any) -> Any:
     """``value`` with every infinite or NaN float as None: strict JSON has no such numbers
     (a count that grew from 0 has an infinite ratio)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+    return finite_json(value)[0]
 
 
 def write_json(
