@@ -193,6 +193,8 @@ class GpuperfSession:
                 generation=generation,
             )
         measured = replace(measured, comparison=self._with_lookup(measured.comparison, found, tolerance_pct))
+        if found.unknown and not self.policy.update:
+            item.warn(GpuperfWarning(found.unknown))
         result = self._judged(measured, found, module, test)
         if result.verdict.failing:
             result = replace(result, explanation=self._explain(item, step, measured, label))
@@ -277,7 +279,10 @@ class GpuperfSession:
         """The verdict, and the new baseline entry where this run records them."""
         assert m.comparison is not None
         recorded = False
-        if self.policy.update and found.error is None and m.comparison.status != SAME:
+        # An update run records what changed, and an entry the baseline keeps less of than this
+        # release measures (a metric added since, or fields of a newer release it cannot read).
+        stale = bool(m.comparison.lacking or found.unknown)
+        if self.policy.update and found.error is None and (m.comparison.status != SAME or stale):
             refused = self.store().stage(module, test, m.entry)
             if refused:
                 self.baseline_lines.append(refused)

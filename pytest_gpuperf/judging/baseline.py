@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from pytest_gpuperf import __version__
 from pytest_gpuperf.judging.entry import COUNT_FIELDS, Entry
 from pytest_gpuperf.judging.registry import COUNT, METRICS, NUMBER, PAIR, PER_NAME, POSITIVE, SERIES, TEXT, kept
 from pytest_gpuperf.judging.testids import base_test, module_file
@@ -46,6 +47,12 @@ class BaselineError(Exception):
         self.path, self.problem, self.line = path, problem, line
         where = f"{path}, line {line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
+
+    @property
+    def recovery(self) -> str:
+        """What to do about it."""
+        fix = f"fix line {self.line}, or " if self.line is not None else ""
+        return f"{fix}delete {self.path} and re-record its tests with --gpuperf-update-baselines"
 
 
 class Setup(Protocol):
@@ -99,6 +106,19 @@ class BaselineFile:
     machine: Machine
     entries: dict[str, Entry]
     text: str  # as read, to write only when something changed
+    unknown: dict[str, list[str]] = field(default_factory=dict)  # test -> fields this release does not know
+    written_by: str = ""  # the release that wrote the file, where it says
+
+    def unknown_note(self, test: str) -> str:
+        """What of ``test``'s entry was not read, and why (empty: everything was)."""
+        fields_ = self.unknown.get(test)
+        if not fields_:
+            return ""
+        writer = self.written_by or "a release that does not say which"
+        return (
+            f"{self.path}: {test}: {', '.join(fields_)}: not known to pytest-gpuperf {__version__} (the file was "
+            f"written by {writer}); compared on the rest; an update run (--gpuperf-update-baselines) rewrites it"
+        )
 
 
 def _round(value: float) -> float | int:
@@ -148,6 +168,7 @@ _Dumper.add_representer(_FlowList, _represent_flow_list)
 
 def render(machine: Machine, entries: dict[str, Entry]) -> str:
     document = {
+        "written_by": f"pytest-gpuperf {__version__}",
         "schema": SCHEMA,
         "machine": {f.name: getattr(machine, f.name) for f in fields(Machine) if getattr(machine, f.name)},
         "tests": {name: entry_to_dict(entries[name]) for name in sorted(entries)},
@@ -247,6 +268,8 @@ def read(path: Path) -> BaselineFile | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(path, f"cannot be read: {exc}") from None
+    if not text.strip():
+        return None  # an empty file (a write cut short by hand, a placeholder): as if there were none
     return parse(path, text)
 
 
@@ -279,10 +302,13 @@ def parse(path: Path, text: str) -> BaselineFile:
     tests = data.get("tests") or {}
     if not isinstance(tests, dict):
         raise BaselineError(path, "tests: expected a mapping of test id to entry", lines.get(("tests",)))
-    entries = {}
+    entries, unknown = {}, {}
     for name, raw in tests.items():
-        entries[str(name)] = _entry(path, str(name), raw, lines)
-    return BaselineFile(path, machine, entries, text)
+        entries[str(name)], ignored = _entry(path, str(name), raw, lines)
+        if ignored:
+            unknown[str(name)] = ignored
+    writer = data.get("written_by")
+    return BaselineFile(path, machine, entries, text, unknown, writer if isinstance(writer, str) else "")
 
 
 def _compose(path: Path, text: str) -> yaml.Node | None:
@@ -428,7 +454,9 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 ENTRY_FIELDS = {m.name: m for m in METRICS if kept(m)}
 
 
-def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -> Entry:
+def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -> tuple[Entry, list[str]]:
+    """The entry, and the fields of it this release does not know (a newer one wrote them): left
+    out, so the rest is still compared."""
     line = lines.get(("tests", name))
 
     def bad(problem: str, key: str | None = None) -> BaselineError:
@@ -437,9 +465,7 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
 
     if not isinstance(raw, dict):
         raise bad("expected a mapping of metrics")
-    unknown = set(map(str, raw)) - set(ENTRY_FIELDS)
-    if unknown:
-        raise bad(f"unknown keys {brief(sorted(unknown))}", sorted(unknown)[0])
+    unknown = sorted(set(map(str, raw)) - set(ENTRY_FIELDS))
     values: dict[str, Any] = {}
     for key, metric in ENTRY_FIELDS.items():
         if key not in raw:
@@ -450,7 +476,7 @@ def _entry(path: Path, name: str, raw: Any, lines: dict[tuple[str, ...], int]) -
             values[key] = PARSERS[metric.shape](raw[key])
         except (TypeError, ValueError, OverflowError) as exc:
             raise bad(f"{key}: {exc}", key) from None
-    return Entry.of(**values)
+    return Entry.of(**values), [f"{key} (line {lines.get(('tests', name, key), line)})" for key in unknown]
 
 
 def entry_from_dict(data: dict[str, Any]) -> Entry:
@@ -476,6 +502,7 @@ class Lookup:
     reason: str = ""  # why not: new, or recorded on another setup
     error: BaselineError | None = None
     other_setup: bool = False  # an entry exists, recorded with another driver, CUDA or torch
+    unknown: str = ""  # fields of the entry this release did not read, and what to do
 
 
 class BaselineStore:
@@ -504,13 +531,13 @@ class BaselineStore:
         path = self.path(module)
         found = self._file(path)
         if isinstance(found, BaselineError):
-            return Lookup(path, None, str(found), found)
+            return Lookup(path, None, f"{found}; {found.recovery}", found)
         if found is None or test not in found.entries:
             return Lookup(path, None, f"no baseline in {path}")
         differences = found.machine.differences(self.machine)
         if differences:
             return Lookup(path, None, "recorded on another setup: " + "; ".join(differences), other_setup=True)
-        return Lookup(path, found.entries[test])
+        return Lookup(path, found.entries[test], unknown=found.unknown_note(test))
 
     def stage(self, module: str, test: str, entry: Entry) -> str | None:
         """Stage ``entry`` to be written; refused (with why) if it could not be read back,
@@ -571,7 +598,7 @@ class BaselineStore:
         try:
             existing = read(path)
         except BaselineError as exc:
-            return f"not written, the file is unreadable: {exc}"
+            return f"not written, the file is unreadable: {exc}; {exc.recovery}"
         staged = self.staged.get(module, {})
         entries: dict[str, Entry] = {}
         note = ""
