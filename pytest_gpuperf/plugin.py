@@ -115,24 +115,42 @@ def _narrowed_modules(config: pytest.Config) -> set[str]:
     return {module_key(base / arg.split("::")[0], config.rootpath) for arg in config.args if "::" in arg}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers are read in every run, so a malformed one is an error with or without --gpuperf."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers are read in every run. Every malformed one is reported at once: under --gpuperf as
+    one usage error; without it, as a warning, and the tests still run as functional tests."""
+    problems = []
     for item in items:
-        marker = item.get_closest_marker("gpu_budget")
-        if marker is not None:
-            try:
-                item.stash[BUDGET_KEY] = parse_budget(marker.args, marker.kwargs)
-            except BudgetError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: gpu_budget {exc}") from None
-        marker = item.get_closest_marker("gpu_baseline")
-        if marker is not None:
-            item.stash[TOLERANCE_KEY] = _tolerance_pct(item.nodeid, marker)
+        try:
+            _read_markers(item)
+        except BudgetError as exc:
+            problems.append(f"{item.nodeid}: {exc}")
+    if not problems:
+        return
+    if SESSION_KEY in config.stash:
+        raise pytest.UsageError("malformed gpuperf markers:\n  " + "\n  ".join(problems))
+    config.issue_config_time_warning(
+        GpuperfWarning("malformed gpuperf markers (an error under --gpuperf):\n  " + "\n  ".join(problems)),
+        stacklevel=2,
+    )
 
 
-def _tolerance_pct(nodeid: str, marker: pytest.Mark) -> float:
+def _read_markers(item: pytest.Item) -> None:
+    """The item's budget and tolerance into its stash; raises BudgetError naming the marker."""
+    marker = item.get_closest_marker("gpu_budget")
+    if marker is not None:
+        try:
+            item.stash[BUDGET_KEY] = parse_budget(marker.args, marker.kwargs)
+        except BudgetError as exc:
+            raise BudgetError(f"gpu_budget {exc}") from None
+    marker = item.get_closest_marker("gpu_baseline")
+    if marker is not None:
+        item.stash[TOLERANCE_KEY] = _tolerance_pct(marker)
+
+
+def _tolerance_pct(marker: pytest.Mark) -> float:
     if marker.args or set(marker.kwargs) != {"tolerance_pct"}:
-        raise pytest.UsageError(f"{nodeid}: gpu_baseline takes one keyword argument, tolerance_pct=")
+        raise BudgetError("gpu_baseline takes one keyword argument, tolerance_pct=")
     try:
         return budget_number("tolerance_pct", marker.kwargs["tolerance_pct"])
     except BudgetError as exc:
-        raise pytest.UsageError(f"{nodeid}: gpu_baseline {exc}") from None
+        raise BudgetError(f"gpu_baseline {exc}") from None

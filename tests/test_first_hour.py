@@ -427,7 +427,7 @@ def test_17_trace_file_names_are_short_and_distinct() -> None:
 @pytest.mark.parametrize("marker", ["gpu_budget(p99_ms=10**400)", "gpu_baseline(tolerance_pct=10**400)"])
 def test_18_a_number_beyond_float_range_is_a_usage_error(pytester: pytest.Pytester, marker: str) -> None:
     pytester.makepyfile(f"import pytest\n\n@pytest.mark.{marker}\ndef test_a(): pass\n")
-    result = pytester.runpytest()
+    result = pytester.runpytest("--gpuperf")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines(["*expected a finite number*"])

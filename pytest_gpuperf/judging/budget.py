@@ -8,6 +8,7 @@ decides by the point value and marks the verdict marginal.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,9 @@ def parse_budget(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, 
     budget: dict[str, float] = {}
     for key, value in kwargs.items():
         if key not in KEYS:
-            raise BudgetError(f"unknown key {key!r}; keys: {', '.join(KEYS)}")
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise BudgetError(f"unknown key {key!r}; {hint}keys: {', '.join(KEYS)}")
         budget[key] = budget_number(key, value)
     return budget
 
