@@ -302,3 +302,20 @@ def test_a_new_synchronization_regresses_exactly_naming_its_operator() -> None:
     ops = next(c for c in result.changes if c.metric == "cpu_ops_per_step")
     assert ops.outcome == REGRESSED and result.status == REGRESSED
     assert compare(before, before, 5.0).status == SAME
+
+
+def test_unchanged_items_per_call_read_as_unchanged_when_the_two_p50s_differ() -> None:
+    # The entry's p50 is the samples' (1.02 ms); the comparison's, the median of round medians
+    # (1.037 ms): items per call are read from each entry's own rate and p50, so they hold.
+    base = entry((1.0, 1.0, 1.0), items_per_s=1000.0)
+    now = entry((1.03, 1.037, 1.04), items_per_s=1000.0 / 1.02).updated(p50_ms=1.02)
+    items = next(c for c in compare(base, now, 5.0).changes if c.metric == "items_per_s")
+    assert items.note.startswith("follows the p50 latency"), items.note
+
+
+def test_a_measurement_compared_with_itself_is_the_same() -> None:
+    noisy = entry((0.7, 1.0, 1.3, 0.9, 1.2))
+    result = compare(noisy, noisy, 5.0)
+    latency = result.latency
+    assert latency is not None and (latency.low, latency.ratio, latency.high) == (1.0, 1.0, 1.0)
+    assert result.status == SAME

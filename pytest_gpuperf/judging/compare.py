@@ -204,7 +204,8 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     changes.append(replace(p99, note=BY_NAME["p99_ms"].note))
     old_items, new_items = baseline.figure("items_per_s"), current.figure("items_per_s")
     if old_items and new_items:
-        changes.append(_items_change(old_items, new_items, changes[0], tolerance))
+        per_call = (new_items * current.p50_ms) / (old_items * baseline.p50_ms)  # items per call, now / then
+        changes.append(_items_change(old_items, new_items, per_call, changes[0], tolerance))
     lacking = tuple(m.name for m in GATED if m.name in current.values() and m.name not in baseline.values())
     baseline, current, derived = with_kernel_time(baseline, current)
     for metric in FIGURES:
@@ -307,11 +308,12 @@ def kernel_changes(old: Mapping[str, float], new: Mapping[str, float], step_ms: 
     return tuple(moves[:KERNELS_SHOWN])
 
 
-def _items_change(old: float, new: float, p50: MetricChange, tolerance: float) -> MetricChange:
+def _items_change(old: float, new: float, per_call: float, p50: MetricChange, tolerance: float) -> MetricChange:
     """Items per second are the latency read upside down, gated exactly where it is, unless
-    the items per call changed too (a 10% larger copy with items= 10% larger holds its rate)."""
+    the items per call changed too (a 10% larger copy with items= 10% larger holds its rate).
+    ``per_call``: items per call now against then, from each entry's own rate and p50 (the
+    comparison's p50 is the median of round medians, which differs from the samples' p50)."""
     ratio = new / old
-    per_call = ratio * p50.ratio  # items per call, now against then (1 where unchanged)
     note = "follows the p50 latency" + ("" if p50.gated else "; " + p50.note)
     if abs(per_call - 1.0) < ITEMS_CHANGED:
         return MetricChange("items_per_s", old, new, ratio, 1.0 / p50.high, 1.0 / p50.low, p50.outcome, note, p50.gated)
@@ -487,6 +489,8 @@ def latency_change(baseline: Rounds, current: Rounds, tolerance_pct: float, metr
     old = quantile_interval(before, 0.5, SIDE_CONFIDENCE)
     new = quantile_interval(after, 0.5, SIDE_CONFIDENCE)
     ratio, low, high = new.value / old.value, new.low / old.high, new.high / old.low
+    if before == after:  # the very same rounds (a report compared with itself): no change, no doubt
+        ratio = low = high = 1.0
     shift = clock_shift(baseline, current)
     note = ""
     if shift is not None:
