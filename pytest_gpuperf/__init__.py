@@ -18,19 +18,26 @@ if TYPE_CHECKING:
     from pytest_gpuperf.analysis.trace import TraceFormatError
     from pytest_gpuperf.cuda.graphs import GraphCaptureError
     from pytest_gpuperf.cuda.kv_pool import KVPoolError, KVPoolExhausted
+    from pytest_gpuperf.errors import GpuperfError
     from pytest_gpuperf.judging.baseline import BaselineError
     from pytest_gpuperf.judging.budget import BudgetError
+    from pytest_gpuperf.judging.runs import RunReportError
     from pytest_gpuperf.measuring.deadline import MeasurementTimeout
+    from pytest_gpuperf.measuring.generation import GenerationError
     from pytest_gpuperf.measuring.protocol import MeasurementError
 
 __version__ = "0.1.0"
+
 
 # name -> the module that defines it
 _LAZY = {
     "analyze": "pytest_gpuperf.analysis.metrics",
     "load": "pytest_gpuperf.analysis.load",
     "TraceFormatError": "pytest_gpuperf.analysis.trace",
+    "GpuperfError": "pytest_gpuperf.errors",
     "BaselineError": "pytest_gpuperf.judging.baseline",
+    "RunReportError": "pytest_gpuperf.judging.runs",
+    "GenerationError": "pytest_gpuperf.measuring.generation",
     "BudgetError": "pytest_gpuperf.judging.budget",
     "MeasurementError": "pytest_gpuperf.measuring.protocol",
     "MeasurementTimeout": "pytest_gpuperf.measuring.deadline",
@@ -41,11 +48,14 @@ _LAZY = {
 __all__ = [
     "BaselineError",
     "BudgetError",
+    "GenerationError",
+    "GpuperfError",
     "GraphCaptureError",
     "KVPoolError",
     "KVPoolExhausted",
     "MeasurementError",
     "MeasurementTimeout",
+    "RunReportError",
     "TraceFormatError",
     "analyze",
     "load",

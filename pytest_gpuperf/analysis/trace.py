@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from pytest_gpuperf.analysis.intervals import Interval
+from pytest_gpuperf.errors import GpuperfError
 
 KERNEL, MEMCPY, MEMSET = "kernel", "memcpy", "memset"
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(GpuperfError, ValueError):
     """A trace file that cannot be read; the message names the file and the problem."""
 
     def __init__(self, source: str, problem: str) -> None:

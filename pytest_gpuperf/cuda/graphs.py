@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
+from pytest_gpuperf.errors import GpuperfError
+
 SYNC_WORDS = ("capturing", "capture", "not permitted", "synchroniz", "operation not supported")
 
 
-class GraphCaptureError(RuntimeError):
+class GraphCaptureError(GpuperfError, RuntimeError):
     """The step cannot be captured as a CUDA graph: the cause and the fix."""
 
 

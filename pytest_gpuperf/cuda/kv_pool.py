@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pytest_gpuperf.errors import GpuperfError
 
-class KVPoolError(RuntimeError):
+
+class KVPoolError(GpuperfError, RuntimeError):
     """A block id that is not this pool's, or one freed twice."""
 
 

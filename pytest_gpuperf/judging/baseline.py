@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from pytest_gpuperf.errors import GpuperfError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -40,7 +42,7 @@ DIGITS = 4  # significant digits kept for every number but counts
 COUNT_DECIMALS = 6
 
 
-class BaselineError(Exception):
+class BaselineError(GpuperfError):
     """A baseline file that cannot be used; names the file and, where known, the line."""
 
     def __init__(self, path: Path, problem: str, line: int | None = None) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_gpuperf.errors import GpuperfError
 from pytest_gpuperf.judging.registry import BY_BUDGET, Metric
 from pytest_gpuperf.judging.stats import Estimate
 from pytest_gpuperf.judging.text import brief, finite
@@ -24,7 +25,7 @@ KEYS: dict[str, Metric] = BY_BUDGET
 PASS, FAIL, UNDECIDED, UNAVAILABLE = "pass", "fail", "undecided", "unavailable"
 
 
-class BudgetError(ValueError):
+class BudgetError(GpuperfError, ValueError):
     """A malformed gpu_budget marker."""
 
 

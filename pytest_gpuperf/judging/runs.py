@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_gpuperf.errors import GpuperfError
 from pytest_gpuperf.judging.baseline import Machine, entry_from_dict
 from pytest_gpuperf.judging.compare import Comparison, compare
 
 
-class RunReportError(ValueError):
+class RunReportError(GpuperfError, ValueError):
     """A JSON report that cannot be compared; names the file and the problem."""
 
 

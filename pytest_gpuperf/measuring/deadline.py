@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from pytest_gpuperf.errors import GpuperfError
 
-class MeasurementTimeout(Exception):
+
+class MeasurementTimeout(GpuperfError):
     """A measurement ran past --gpuperf-timeout."""
 
 

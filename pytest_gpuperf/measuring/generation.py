@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_gpuperf.errors import GpuperfError
 from pytest_gpuperf.judging.stats import Estimate, quantile_interval
 from pytest_gpuperf.measuring.nvtx import nvtx_pop, nvtx_push
 
@@ -37,7 +38,7 @@ PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 SLO_KEYS = ("ttft_ms", "tpot_ms", "e2e_ms")
 
 
-class GenerationError(ValueError):
+class GenerationError(GpuperfError, ValueError):
     """A generate call that cannot be read as one (no token put, vLLM without its metrics)."""
 
 

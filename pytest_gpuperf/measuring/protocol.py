@@ -28,6 +28,7 @@ from pytest_gpuperf.analysis.metrics import analyze
 from pytest_gpuperf.analysis.ranks import RanksReport, reclassified
 from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
 from pytest_gpuperf.analysis.trace import TraceFormatError
+from pytest_gpuperf.errors import GpuperfError
 from pytest_gpuperf.judging.budget import KEYS, UNDECIDED, BudgetResult, judge, settle
 from pytest_gpuperf.judging.compare import (
     INCONCLUSIVE,
@@ -226,7 +227,7 @@ def throughput(items: float, p50_ms: Estimate) -> Estimate:
     return Estimate(per_s / p50_ms.value, per_s / p50_ms.high, per_s / p50_ms.low, p50_ms.exact_bounds)
 
 
-class MeasurementError(RuntimeError):
+class MeasurementError(GpuperfError, RuntimeError):
     """A backend reported what cannot be a time (NaN, infinite or negative)."""
 
 
