@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,34 @@ def test_fuzzed_bytes_never_crash(tmp_path_factory: pytest.TempPathFactory, raw:
     _analyze_or_trace_error(path)
     path.write_bytes(b"SQLite format 3\x00" + raw)
     _analyze_or_trace_error(path)
+
+
+@pytest.mark.parametrize("pure_python", ["0", "1"])
+def test_a_gzip_bomb_is_refused_while_streaming_in_both_readers(tmp_path: Path, pure_python: str) -> None:
+    """200 MB of JSON whitespace in a 200 KB gzip: refused once it inflates past 64 MB, within the
+    memory a real trace of that size needs (the cap was 4 GiB: 22 s and 4.4 GB to refuse one)."""
+    import gzip
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.json.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(b'{"traceEvents": [')
+        chunk = b" " * 2**20
+        for _ in range(200):
+            out.write(chunk)
+        out.write(b"]}")
+    script = (
+        "import resource, sys\n"
+        "from pytest_gpuperf.analysis.load import load\n"
+        "from pytest_gpuperf.analysis.trace import TraceFormatError\n"
+        "try:\n    load(sys.argv[1])\nexcept TraceFormatError as exc:\n    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    env = {**os.environ, "GPUPERF_PURE_PYTHON": pure_python}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, env=env, check=True
+    )
+    message, peak_mb = done.stdout.strip().splitlines()
+    assert "decompresses to more than 100 times its" in message and "gzip bomb" in message
+    assert int(peak_mb) < 400, done.stdout

@@ -37,11 +37,20 @@ class Inflater(Protocol):
 ZLIB = cast(Inflater, zlib)
 
 
+# Real traces inflate 8-25x (the repository's, torch.profiler's gzip); a gzip bomb about 1000x.
+# Past the floor, output beyond this multiple of the file's size is refused while streaming, so
+# a bomb costs what a real trace of its size would, not gigabytes.
+MAX_INFLATION = 100
+INFLATION_FLOOR = 64 * 2**20
+
+
 def gunzip_chunks(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater: Inflater = ZLIB) -> Iterator[bytes]:
     """The text of every gzip member of ``raw``, in pieces, refusing more than ``limit`` bytes
-    of output (a few MB of gzip can expand to many GB)."""
+    of output, or more than MAX_INFLATION times the file's size (a few MB of gzip can expand to
+    many GB)."""
     view = memoryview(raw)
     at = total = 0
+    inflated = max(INFLATION_FLOOR, MAX_INFLATION * len(raw))
     try:
         while at < len(view):
             member = inflater.decompressobj(wbits=31)
@@ -52,6 +61,12 @@ def gunzip_chunks(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater:
                 total += len(out)
                 if total > limit:
                     raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
+                if total > inflated:
+                    raise TraceFormatError(
+                        name,
+                        f"decompresses to more than {MAX_INFLATION} times its {len(raw)} bytes (real traces: "
+                        "8-25 times): not read, as a gzip bomb would not be",
+                    )
                 if out:
                     yield out
             if not member.eof:
