@@ -164,3 +164,14 @@ def test_memory_bound_advice_comes_from_the_operators_the_step_runs() -> None:
     plain = classify(*busy_stream(10, "my_kernel"))
     assert plain.kind == "memory-bound"
     assert plain.fix.startswith("move fewer bytes: lower-precision tensors, and fused kernels (torch.compile)")
+
+
+def test_a_recorded_decode_graph_gets_the_decoder_remedies_only() -> None:
+    # Its attention runs in cuDNN (cudnn_generated_..._sdpa_..._flash_fprop): no convolution advice for it.
+    from tests.traces import DATA
+
+    found = analyze(load(str(DATA / "decode_graph.json.gz"))).primary
+    assert found is not None and found.classification is not None
+    fix = found.classification.fix
+    assert fix.startswith("move fewer bytes: quantized weights") and "FP8 KV cache for its attention" in fix
+    assert "convolution" not in fix

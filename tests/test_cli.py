@@ -85,6 +85,22 @@ def test_a_host_only_trace_reports_gpu_metrics_unavailable(capsys: pytest.Captur
     assert "GPU metrics unavailable: no GPU events" in capsys.readouterr().out
 
 
+def test_a_cpu_only_trace_shows_what_its_host_did(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.traces import cpu_op
+
+    events = [cpu_op(0, 30, "aten::linear"), cpu_op(2, 20, "aten::addmm"), cpu_op(40, 10, "aten::relu")]
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(trace(*events)))
+    assert main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "host: 40.0 us busy per step (operators, runtime and driver calls, merged), 2.0 top-level operators" in out
+    assert out.index("aten::linear") < out.index("aten::relu") and "aten::addmm" not in out  # inside linear
+    assert main(["analyze", str(path), "--json"]) == 0
+    host = json.loads(capsys.readouterr().out)["host"]
+    assert host["busy_us"] == 40.0 and host["cpu_ops"] == 2
+    assert [o["name"] for o in host["top_operators"]] == ["aten::linear", "aten::relu"]
+
+
 def test_console_script_runs_as_a_module() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest_gpuperf.cli", "analyze", "--help"], capture_output=True, text=True, check=True

@@ -82,7 +82,7 @@ MEMORY_FIXES = (
 )
 MEMORY_FIX_FALLBACK = "lower-precision tensors, and fused kernels (torch.compile) so intermediates stay on the chip"
 _ATTENTION = re.compile(r"attention|attn|flash|fmha|sdpa|softmax", re.IGNORECASE)
-_CONVOLUTION = re.compile(r"conv(?!ert)|cudnn|implicit_?gemm|winograd|batch_?norm", re.IGNORECASE)
+_CONVOLUTION = re.compile(r"conv(?!ert)|implicit_?gemm|winograd|batch_?norm|bn_fw", re.IGNORECASE)
 COPY_FIX = (
     "keep data on the device between steps; where a transfer is needed, use pinned memory and "
     "non_blocking copies on a side stream so they overlap compute"

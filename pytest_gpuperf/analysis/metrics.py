@@ -32,6 +32,7 @@ from pytest_gpuperf.analysis.results import (
     CopyStats,
     DeviceMetrics,
     GapStats,
+    HostSummary,
     KernelStat,
     Launches,
     OperatorStat,
@@ -65,7 +66,9 @@ class _Shared(NamedTuple):
 
 def _analyze(trace: Trace, top: int, step_ms: float | None) -> TraceMetrics:
     if not trace.device_ops:
-        return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS)
+        calls = host_calls(trace)
+        host = HostSummary(intervals.total(intervals.merge(trace.host)), calls.cpu_ops, calls.operators[:top])
+        return TraceMetrics(trace.source, trace.rank, trace.steps, (), host_only_reason=NO_DEVICE_OPS, host=host)
     by_device: dict[int, list[DeviceOp]] = defaultdict(list)
     for op in trace.device_ops:
         by_device[op.device].append(op)

@@ -175,6 +175,14 @@ class DeviceMetrics(NamedTuple):
         return out
 
 
+class HostSummary(NamedTuple):
+    """A trace without device work (a CPU-only profile): what its host did."""
+
+    busy_us: float  # the union of operators, runtime and driver calls
+    cpu_ops: int  # top-level operators
+    top_operators: tuple[OperatorStat, ...]  # by host time, most first
+
+
 class TraceMetrics(NamedTuple):
     """Metrics of one trace file: one entry per device, never pooled.
 
@@ -187,6 +195,7 @@ class TraceMetrics(NamedTuple):
     steps: int
     devices: tuple[DeviceMetrics, ...]
     host_only_reason: str | None = None  # set when the trace has no device operations
+    host: HostSummary | None = None  # what a trace without device work holds: the host's
 
     @property
     def primary(self) -> DeviceMetrics | None:
@@ -205,6 +214,7 @@ class TraceMetrics(NamedTuple):
             out["classification"] = plain(Bottleneck("unavailable", "trace", (reason,), "none"))
             out["unavailable"] = {"gpu_active_pct": reason, "dispatch_ratio": reason, "nccl_pct": reason}
             out["devices"] = []
+            out["host"] = plain(self.host) if self.host is not None else None
             return out
         out.update(primary.to_dict())
         out["devices"] = [d.to_dict() for d in self.devices]

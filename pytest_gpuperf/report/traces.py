@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_gpuperf.analysis.results import DeviceMetrics, TraceMetrics
+from pytest_gpuperf.analysis.results import DeviceMetrics, OperatorStat, TraceMetrics
 from pytest_gpuperf.judging.text import count, printable
 
 if TYPE_CHECKING:  # only annotations: one trace's report does not import the ranks' analysis
@@ -28,7 +28,8 @@ def render_trace(metrics: TraceMetrics) -> str:
     lines = [head]
     if not metrics.devices:
         lines.append(f"  GPU metrics unavailable: {metrics.host_only_reason}")
-        return "\n".join(lines)
+        lines.extend(_render_host(metrics))
+        return "\n".join(printable(line) for line in lines)
     for device in metrics.devices:
         lines.extend(_render_device(device))
     return "\n".join(printable(line) for line in lines)
@@ -93,15 +94,31 @@ def _render_device(m: DeviceMetrics) -> list[str]:
 def operator_table(m: DeviceMetrics, indent: str, shown: int = 10) -> list[str]:
     """The top-level operators by host time per step, against the device time they launched:
     where the host time of a host-bound step goes (host far above device: dispatch-heavy)."""
-    if not m.top_operators:
+    return _operators(m.top_operators, m.steps, indent, shown)
+
+
+def _operators(operators: tuple[OperatorStat, ...], steps: int, indent: str, shown: int = 10) -> list[str]:
+    if not operators:
         return []
     out = [f"{indent}top operators by host time, per step:  host us  device us  calls  name"]
-    for o in m.top_operators[:shown]:
+    for o in operators[:shown]:
         name = o.name if len(o.name) <= 70 else o.name[:67] + "..."
         out.append(
-            f"{indent}{'':38s}{o.host_us / m.steps:8.1f} {o.device_us / m.steps:10.1f} {o.calls / m.steps:6.1f}  {name}"
+            f"{indent}{'':38s}{o.host_us / steps:8.1f} {o.device_us / steps:10.1f} {o.calls / steps:6.1f}  {name}"
         )
     return out
+
+
+def _render_host(metrics: TraceMetrics) -> list[str]:
+    """What a trace without device work holds: its host's busy time and operators."""
+    host, steps = metrics.host, max(metrics.steps, 1)
+    if host is None:
+        return []
+    return [
+        f"host: {host.busy_us / steps:.1f} us busy per step (operators, runtime and driver calls, merged), "
+        f"{host.cpu_ops / steps:.1f} top-level operators per step",
+        *_operators(host.top_operators, steps, "  "),
+    ]
 
 
 def render_ranks(spread: RankSpread, found: RankBalance | None = None) -> str:
