@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from pytest_gpuperf.measuring.generation import GenerationError
     from pytest_gpuperf.measuring.protocol import MeasurementError
 
-__version__ = "0.1.0"
-
+from pytest_gpuperf.version import __version__ as __version__
 
 # name -> the module that defines it
 _LAZY = {

@@ -23,7 +23,10 @@ ALLOWED = {
     "cli": {"analysis", "judging", "report"},
     "package": {"analysis", "judging", "measuring", "cuda"},  # __init__: the lazily exported names
 }
-BASE = "errors"  # pytest_gpuperf.errors (GpuperfError, importing nothing): every layer may import it
+# Leaf modules importing nothing, which every layer may import: pytest_gpuperf.errors (GpuperfError)
+# and pytest_gpuperf.version.
+BASE = "base"
+BASE_MODULES = ("errors", "version")
 # layer -> the third-party top-level packages it may import (the standard library is always allowed).
 THIRD_PARTY = {
     "analysis": {"msgspec", "isal"},
@@ -34,7 +37,7 @@ THIRD_PARTY = {
     "plugin": {"pytest", "pynvml"},
     "cli": set(),
     "package": set(),
-    "errors": set(),
+    BASE: set(),
 }
 PURE = ("analysis", "judging", "measuring", "report")
 
@@ -50,7 +53,7 @@ def layer(module: str) -> str:
         return "package"
     if parts[1] in ALLOWED and parts[1] not in ("plugin", "package"):
         return parts[1]
-    if parts[1] == BASE:
+    if parts[1] in BASE_MODULES:
         return BASE
     return "cli" if parts[1] == "cli" else "plugin"
 

@@ -31,11 +31,11 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from pytest_gpuperf import __version__
 from pytest_gpuperf.judging.entry import COUNT_FIELDS, Entry
 from pytest_gpuperf.judging.registry import COUNT, METRICS, NUMBER, PAIR, PER_NAME, POSITIVE, SERIES, TEXT, kept
 from pytest_gpuperf.judging.testids import base_test, module_file
 from pytest_gpuperf.judging.text import WRITE_FAILED, brief, count, finite
+from pytest_gpuperf.version import __version__
 
 SCHEMA = 1
 DIGITS = 4  # significant digits kept for every number but counts
