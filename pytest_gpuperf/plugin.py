@@ -48,7 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
         _warn_unused_options(config)
         return
     _check_outputs(settings, config.rootpath)  # before an hour of measuring, not after it
-    from pytest_gpuperf.session import GpuperfSession, Placement, choose_backend  # the measuring stack: only now
+    from pytest_gpuperf.backends import choose_backend  # the measuring stack: only now
+    from pytest_gpuperf.session import GpuperfSession, Placement
 
     gpu, gpu_lock_dir = _assign_gpu(config, settings)  # before the backend starts CUDA in this process
     backend, note = choose_backend(config, settings)

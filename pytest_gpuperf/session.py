@@ -4,7 +4,6 @@ their results, and at the end reports them and writes the baselines."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import shutil
@@ -18,21 +17,22 @@ from typing import Any
 import pytest
 
 from pytest_gpuperf import xdist
+from pytest_gpuperf.benchmark import MeasuredBenchmark
 from pytest_gpuperf.cuda.compiled import DynamoWatch
 from pytest_gpuperf.explaining import child_pytest_argv, wants_memory
 from pytest_gpuperf.gpus import gpu_turn
 from pytest_gpuperf.judging import testids
 from pytest_gpuperf.judging.baseline import BaselineStore, Lookup, Machine, machine_key
 from pytest_gpuperf.judging.compare import INCONCLUSIVE, NEW, NOT_COMPARED, SAME, UNREADABLE, Comparison
-from pytest_gpuperf.judging.testids import base_test, file_stem, split_test_id
+from pytest_gpuperf.judging.testids import file_stem, split_test_id
 from pytest_gpuperf.judging.text import WRITE_FAILED, count
-from pytest_gpuperf.judging.verdict import Policy, Verdict, verdict
+from pytest_gpuperf.judging.verdict import Policy, verdict
+from pytest_gpuperf.junit import user_properties
 from pytest_gpuperf.measuring.backend import Backend
 from pytest_gpuperf.measuring.consensus import ALONE, Consensus
 from pytest_gpuperf.measuring.deadline import deadline
 from pytest_gpuperf.measuring.explain import Explanation, MemoryExplanation, explain_memory
 from pytest_gpuperf.measuring.generation import Generation
-from pytest_gpuperf.measuring.hostclock import HostClockBackend
 from pytest_gpuperf.measuring.ncu import NCU_FALLBACK, TARGET_ENV, NcuReport, find_ncu, ncu_command, run_under_ncu
 from pytest_gpuperf.measuring.nvtx import nvtx_range
 from pytest_gpuperf.measuring.protocol import Measurement, measure_test
@@ -41,6 +41,7 @@ from pytest_gpuperf.report.jsonfile import write_json
 from pytest_gpuperf.report.outputs import written
 from pytest_gpuperf.report.pages import write_html, write_markdown
 from pytest_gpuperf.report.rows import Row, row
+from pytest_gpuperf.result import Result
 from pytest_gpuperf.runinfo import run_info
 from pytest_gpuperf.settings import Settings
 from pytest_gpuperf.stash import BUDGET_KEY, RESULTS_KEY, TOLERANCE_KEY, GpuperfWarning
@@ -83,16 +84,6 @@ class Coverage:
         self.narrowed.update(wire["narrowed"])
         # Every worker collects the whole suite, so each reports the same deselection.
         self.deselected = max(self.deselected, wire["deselected"])
-
-
-@dataclass(frozen=True)
-class Result:
-    """A measurement as this run judged it."""
-
-    measurement: Measurement
-    verdict: Verdict
-    recorded: bool  # staged as a new baseline entry
-    explanation: Explanation = field(default_factory=Explanation)  # measured again after it failed
 
 
 class TraceFiles:
@@ -495,96 +486,5 @@ class GpuperfSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # measured, but not all of it kept
 
 
-class MeasuredBenchmark:
-    """pytest-benchmark's ``benchmark`` fixture in a budgeted test under --gpuperf: the step
-    given to it is measured by gpuperf first, then handed on to pytest-benchmark."""
-
-    def __init__(self, fixture: Any, measure: Callable[[Callable[[], Any]], Any]) -> None:
-        self._fixture = fixture
-        self._measure = measure
-
-    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._measure(lambda: fn(*args, **kwargs))
-        return self._fixture(fn, *args, **kwargs)
-
-    def pedantic(
-        self, target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, **options: Any
-    ) -> Any:
-        if setup is None:  # with a setup, each call's arguments come from it: pytest-benchmark alone times it
-            self._measure(lambda: target(*args, **(kwargs or {})))
-        return self._fixture.pedantic(target, args=args, kwargs=kwargs, setup=setup, **options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fixture, name)
-
-
 def measurement_id(item: pytest.Item) -> str:
     return testids.measurement_id(item.path, item.config.rootpath, item.nodeid, item.name)
-
-
-def user_properties(r: Result) -> list[tuple[str, object]]:
-    """The measured metrics, as JUnit XML properties: ``gpuperf_p50_ms`` for a test's first
-    measurement, ``gpuperf#2_p50_ms`` for its second, so no two properties share a name."""
-    m = r.measurement
-    suffix = m.test_id[len(base_test(m.test_id)) :]  # "#2" for a test's second measurement
-    prefix = f"gpuperf{suffix}_"
-    return [(prefix + name, value) for name, value in _properties(r)]
-
-
-def _properties(r: Result) -> list[tuple[str, object]]:
-    m = r.measurement
-    props: list[tuple[str, object]] = [
-        ("backend", m.env.backend),
-        ("device", m.env.device),
-        ("p50_ms", round(m.p50.value, 6)),
-        ("p99_ms", round(m.p99.value, 6)),
-        ("verdict", r.verdict.label),
-    ]
-    if m.comparison is not None:
-        props.append(("baseline", m.comparison.summary()))
-    if m.rounds_info.peak_mem_mb is not None:
-        props.append(("peak_mem_mb", round(m.rounds_info.peak_mem_mb, 3)))
-    device = m.device
-    if device is not None:
-        props.append(("gpu_active_pct", round(device.gpu_active_pct, 4)))
-        if device.dispatch_ratio is not None:
-            props.append(("dispatch_ratio", round(device.dispatch_ratio, 4)))
-        props.append(("bottleneck", device.classification.kind if device.classification else ""))
-    g = m.generation
-    if g is not None:
-        props.append(("ttft_ms", round(g.ttft_ms.at(0.5).value, 6)))
-        if g.tpot_ms is not None:
-            props.append(("tpot_ms", round(g.tpot_ms.at(0.5).value, 6)))
-        if g.tokens_per_s is not None:
-            props.append(("tokens_per_s", round(g.tokens_per_s.value, 3)))
-    return props
-
-
-def choose_backend(config: pytest.Config, settings: Settings) -> tuple[Backend, str | None]:
-    """The backend to measure with, and a note for the header; usage errors say what to do."""
-    if importlib.util.find_spec("torch") is None:
-        raise pytest.UsageError("--gpuperf needs PyTorch, which is not installed: pip install torch")
-    custom = config.hook.pytest_gpuperf_make_backend(config=config, settings=settings)
-    if custom is not None:
-        return custom, None
-    from pytest_gpuperf.cuda.host import cuda_missing, torch_threads
-
-    device, require = settings.gpuperf_device, settings.gpuperf_require_gpu
-    if device == "cpu":
-        if require:
-            raise pytest.UsageError("--gpuperf-require-gpu contradicts --gpuperf-device cpu")
-        note = "timing with the host clock (--gpuperf-device cpu): GPU metrics are unavailable"
-        return HostClockBackend(torch_threads()), note
-    why = cuda_missing()
-    if why is None:
-        from pytest_gpuperf.cuda.backend import CudaBackend
-
-        return CudaBackend(flush_l2=settings.gpuperf_flush_l2), None
-    if device == "cuda" or require:
-        flag = "--gpuperf-device cuda" if device == "cuda" else "--gpuperf-require-gpu"
-        raise pytest.UsageError(f"{flag}: {why}")
-    note = (
-        f"{why}: timing with the host clock; GPU metrics are unavailable, and latency budgets "
-        "(stated for a GPU) are reported, not judged (--gpuperf-device cpu judges them)"
-    )
-    return HostClockBackend(torch_threads()), note

@@ -13,7 +13,7 @@ import pytest
 SESSION_KEY = pytest.StashKey[Any]()  # the GpuperfSession, set only under --gpuperf
 BUDGET_KEY = pytest.StashKey[dict[str, float]]()
 TOLERANCE_KEY = pytest.StashKey[float]()  # percent, from @pytest.mark.gpu_baseline(tolerance_pct=...)
-RESULTS_KEY = pytest.StashKey[list[Any]]()  # each measurement's session.Result, in order
+RESULTS_KEY = pytest.StashKey[list[Any]]()  # each measurement's result.Result, in order
 
 
 class GpuperfWarning(pytest.PytestWarning):

@@ -116,3 +116,19 @@ def test_counts_of_another_python_are_reported_not_gated() -> None:
 def test_a_baseline_without_the_new_metrics_names_what_it_lacks() -> None:
     result = compare(Entry.of(**BASE), entry(1319.0, gpu_ms_per_step=0.6), 5.0)
     assert result.lacking == ("gpu_ms_per_step", "host_lines_per_step") and result.status == SAME
+
+
+def test_the_plugin_s_own_frames_around_the_step_are_not_counted() -> None:
+    from pytest_gpuperf.benchmark import MeasuredBenchmark
+
+    counted: list[int] = []
+
+    class Fixture:
+        def __call__(self, fn, *args):  # type: ignore[no-untyped-def]
+            return fn(*args)
+
+    def measure(step) -> None:  # type: ignore[no-untyped-def]
+        counted.append(count_once(step)[0])
+
+    MeasuredBenchmark(Fixture(), measure)(layer, 1)
+    assert counted == [count_once(lambda: layer(1))[0] - 1]  # the lambda's own line, not the plugin's
