@@ -24,6 +24,7 @@ MAX_TRACE_BYTES = 4 * 2**30  # JSON text; a million-event trace is about 320 MB
 # Compressed bytes per decompression call: each call's output (about ten times as much) stays
 # in the CPU's cache for whoever reads it next, and the output limit is checked often.
 _GUNZIP_PIECE = 64 * 2**10
+_GUNZIP_OUT = 16 * _GUNZIP_PIECE  # the most one call may inflate: real traces give 8-25x a piece
 
 
 class Inflater(Protocol):
@@ -55,20 +56,24 @@ def gunzip_chunks(raw: bytes, name: str, limit: int = MAX_TRACE_BYTES, inflater:
         while at < len(view):
             member = inflater.decompressobj(wbits=31)
             while at < len(view) and not member.eof:
-                piece = view[at : at + _GUNZIP_PIECE]
+                piece: bytes | memoryview = view[at : at + _GUNZIP_PIECE]
                 at += len(piece)
-                out = member.decompress(piece)
-                total += len(out)
-                if total > limit:
-                    raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
-                if total > inflated:
-                    raise TraceFormatError(
-                        name,
-                        f"decompresses to more than {MAX_INFLATION} times its {len(raw)} bytes (real traces: "
-                        "8-25 times): not read, as a gzip bomb would not be",
-                    )
-                if out:
-                    yield out
+                while True:  # each call's output bounded: a bomb's piece inflates a thousandfold
+                    out = member.decompress(piece, _GUNZIP_OUT)
+                    total += len(out)
+                    if total > limit:
+                        raise TraceFormatError(name, f"decompresses to more than {limit} bytes: not read")
+                    if total > inflated:
+                        raise TraceFormatError(
+                            name,
+                            f"decompresses to more than {MAX_INFLATION} times its {len(raw)} bytes (real traces: "
+                            "8-25 times): not read, as a gzip bomb would not be",
+                        )
+                    if out:
+                        yield out
+                    piece = member.unconsumed_tail
+                    if not piece and len(out) < _GUNZIP_OUT:
+                        break
             if not member.eof:
                 raise TraceFormatError(name, "corrupt or truncated gzip data (the stream ends early)")
             at -= len(member.unused_data)  # where the next member starts, if any
