@@ -63,6 +63,9 @@ def assign(gpus: list[str], worker: int) -> str:
     return gpus[worker % len(gpus)]
 
 
+HOST_CPU = "cpu"  # the "device" workers without a GPU share: its lock serialises their measurements
+
+
 @contextmanager
 def gpu_turn(lock_dir: Path | None, gpu: str | None) -> Iterator[None]:
     """Hold the GPU's lock while measuring (where workers share it); elsewhere a no-op."""

@@ -96,14 +96,16 @@ def _warn_unused_options(config: pytest.Config) -> None:
 
 
 def _assign_gpu(config: pytest.Config, settings: Settings) -> tuple[str | None, Path | None]:
-    """On a pytest-xdist worker: its own GPU, and a lock folder where workers outnumber GPUs."""
+    """On a pytest-xdist worker: its own GPU, and a lock folder where workers outnumber GPUs. With
+    no GPU, the workers share the CPU: they measure in turn, as workers sharing a GPU do (two
+    measuring at once on 2 cores slowed each other's host-clock times)."""
     worker = gpus.worker_index(os.environ)
     workerinput = getattr(config, "workerinput", None)
     if worker is None or workerinput is None:
         return None, None
     found = gpus.visible_gpus(settings.gpuperf_gpus, os.environ)
     if not found:
-        return None, None
+        return gpus.HOST_CPU, gpus.lock_dir()
     gpu = gpus.assign(found, worker)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     shared = len(found) < int(workerinput.get("workercount", len(found)))

@@ -54,6 +54,19 @@ def test_workers_sharing_a_gpu_measure_in_turn(pytester: pytest.Pytester) -> Non
             assert start >= end, "two workers measured on one GPU at once"
 
 
+@pytest.mark.no_cuda
+def test_workers_without_a_gpu_measure_in_turn_on_the_shared_cpu(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    log = run_suite(pytester)
+    assert {r["gpus"] for r in log} == {None} and {r["worker"] for r in log} == {"gw0", "gw1"}
+    spans = sorted((r["start"], r["end"], r["worker"]) for r in log)
+    for (_, end, worker), (start, _, other) in itertools.pairwise(spans):
+        if worker != other:
+            assert start >= end, "two workers measured on the CPU at once"
+
+
 def test_gpu_lists_and_worker_indices() -> None:
     assert parse_gpus(" 0, 1 ,") == ["0", "1"]
     with pytest.raises(ValueError, match="expected GPU ids"):
