@@ -6,7 +6,7 @@ distributed traces (NCCL kernels, process-group metadata) it was not tuned on:
 HF GPT-2 and timm ResNet-50 training steps under DistributedDataParallel (random weights,
 bf16 autocast), profiled with torch.profiler's defaults plus record_shapes after a wait and a
 warmup step, written by tensorboard_trace_handler: ``OUTDIR/<model>/rank<N>.pt.trace.json.gz``,
-about 70k events a rank. NCCL's NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the lent
+about 70k events a rank. NCCL's NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as shared
 machines require.
 """
 

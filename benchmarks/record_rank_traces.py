@@ -10,7 +10,7 @@ Three steps, each GEMMs then an all-reduce of the result:
   next chunk's GEMMs run, balanced work: communication hidden behind computation;
 - balanced: the same GEMM work on every rank, then the all-reduce, not overlapped.
 
-NCCL's NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the lent machines require.
+NCCL's NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as shared GPU hosts require.
 """
 
 from __future__ import annotations

@@ -22,6 +22,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if torch.cuda.is_available():
         skip, skipped = pytest.mark.skip(reason="checks behaviour without CUDA; this machine has it"), cpu_items
     else:
-        skip, skipped = pytest.mark.skip(reason="needs a CUDA GPU: run on the lent device (see README)"), gpu_items
+        skip, skipped = pytest.mark.skip(reason="needs a CUDA GPU: run on a CUDA machine (see README)"), gpu_items
     for item in skipped:
         item.add_marker(skip)

@@ -170,8 +170,8 @@ def test_on_two_gpus_the_straggler_is_named_and_its_imbalance_fails_the_budget(
     import torch
 
     if torch.cuda.device_count() < 2:
-        pytest.skip("needs two GPUs (the lent nvidia-h100-x2 or nvidia-h200-x2)")
-    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off on the lent machines
+        pytest.skip("needs two GPUs")
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off (shared hosts require it)
     pytester.makepyfile(test_job=NCCL_SUITE)
     result = torchrun(pytester, "--gpuperf-json", "report.json")
     rank0 = rank_output(pytester, 0)

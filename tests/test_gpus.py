@@ -97,7 +97,7 @@ def test_on_two_gpus_each_xdist_worker_measures_on_its_own_card(pytester: pytest
     import torch
 
     if torch.cuda.device_count() < 2:
-        pytest.skip("needs two GPUs (the lent nvidia-h100-x2 or nvidia-h200-x2)")
+        pytest.skip("needs two GPUs")
     pytester.makepyfile(test_gpu_suite=GPU_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--gpuperf", *FAST)
     result.assert_outcomes(passed=4)
