@@ -121,7 +121,8 @@ class GpuperfSession:
         self.results: list[Result] = []
         self.saved_traces: dict[int, str] = {}  # id(measurement) -> where its trace was kept
         self.baseline_lines: list[str] = []  # what the end of the session did to baselines
-        self.output_errors: list[str] = []  # files the end of the session could not write
+        self.output_errors: list[str] = []  # files the end of the session could not write, and why
+        self.unwritten: set[str] = set()  # the reports among them, as their options name them
         self.policy = Policy(update=settings.gpuperf_update_baselines, strict=settings.gpuperf_strict_baselines)
         self._baselines: BaselineStore | None = None  # opened on the first measurement
         self._consensus: Consensus | None = None
@@ -449,13 +450,12 @@ class GpuperfSession:
         )
         for line in lines:
             terminalreporter.write_line(line)
-        failed = " ".join(self.output_errors)
         for kind, path in (
             ("JSON report written to", self.settings.gpuperf_json),
             ("HTML report written to", self.settings.gpuperf_html),
             ("Markdown summary appended to", self.settings.gpuperf_markdown),
         ):
-            if path and f" {path} {WRITE_FAILED}" not in failed:
+            if path and path not in self.unwritten:
                 terminalreporter.write_line(f"gpuperf: {kind} {path}")
         for problem in self.output_errors:
             terminalreporter.write_line(f"gpuperf: error: {problem}", red=True, bold=True)
@@ -481,6 +481,7 @@ class GpuperfSession:
         for what, path, write in outputs:
             if path and (problem := written(what, Path(path), write)):
                 self.output_errors.append(problem)
+                self.unwritten.add(path)
         self.output_errors += [line for line in self.baseline_lines if WRITE_FAILED in line]
         if self.output_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # measured, but not all of it kept

@@ -206,7 +206,8 @@ def compare(baseline: Entry, current: Entry, tolerance_pct: float) -> Comparison
     if old_items and new_items:
         per_call = (new_items * current.p50_ms) / (old_items * baseline.p50_ms)  # items per call, now / then
         changes.append(_items_change(old_items, new_items, per_call, changes[0], tolerance))
-    lacking = tuple(m.name for m in GATED if m.name in current.values() and m.name not in baseline.values())
+    had, has = baseline.values(), current.values()
+    lacking = tuple(m.name for m in GATED if m.name in has and m.name not in had)
     baseline, current, derived = with_kernel_time(baseline, current)
     for metric in FIGURES:
         change = _figure_change(metric, baseline, current, tolerance)
@@ -408,22 +409,20 @@ def _what_grew(metric: Metric, baseline: Entry, current: Entry) -> str:
         return f"new: {grown}" if grown else ""
     if metric.name == "host_syncs_per_step":
         return "synchronizing in " + (_grown(old, new) or "no operator named")
-    grown = _grown_most(old, new)
+    grown = _grown(old, new, most=GROWN_SHOWN)
     return f"grew most: {grown}" if grown else ""
 
 
 GROWN_SHOWN = 5
 
 
-def _grown_most(old: Mapping[str, float], new: Mapping[str, float]) -> str:
-    """The names whose count grew most, with both counts, the largest growth first."""
-    grown = sorted(((n - old.get(name, 0), name) for name, n in new.items() if n > old.get(name, 0)), reverse=True)
-    return ", ".join(f"{name} {old.get(name, 0):g} -> {new[name]:g}" for _, name in grown[:GROWN_SHOWN])
-
-
-def _grown(old: Mapping[str, float], new: Mapping[str, float]) -> str:
-    """The names whose count grew, with both counts."""
-    return ", ".join(f"{name} {old.get(name, 0):g} -> {n:g}" for name, n in sorted(new.items()) if n > old.get(name, 0))
+def _grown(old: Mapping[str, float], new: Mapping[str, float], most: int = 0) -> str:
+    """The names whose count grew, with both counts: by name, or the ``most`` that grew most,
+    the largest growth first."""
+    grown = [name for name in sorted(new) if new[name] > old.get(name, 0)]
+    if most:
+        grown = sorted(grown, key=lambda name: old.get(name, 0) - new[name])[:most]
+    return ", ".join(f"{name} {old.get(name, 0):g} -> {new[name]:g}" for name in grown)
 
 
 def _kernel_mix_change(old: Mapping[str, float], new: Mapping[str, float]) -> MetricChange:

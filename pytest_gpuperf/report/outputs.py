@@ -15,28 +15,27 @@ def output_problem(path: Path, what: str) -> str | None:
     a folder there, a file where a folder must be, or no permission to write."""
     if path.is_dir():
         return f"{what} {path}: is a folder; give a file's path"
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{what} {path}: {existing} is a file, not a folder"
-    target = path if path.exists() else existing
-    if not os.access(target, os.W_OK):
-        return f"{what} {path}: no permission to write {target}"
-    return None
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"{what} {path}: no permission to write {path}"
+    cause = _folder_cause(path.parent)
+    return f"{what} {path}: {cause}" if cause else None
 
 
 def folder_problem(folder: Path, what: str) -> str | None:
     """Why files cannot be written into ``folder`` (made if missing); None: they can."""
+    cause = _folder_cause(folder)
+    return f"{what} {folder}: {cause}" if cause else None
+
+
+def _folder_cause(folder: Path) -> str:
+    """Why nothing can be written into ``folder`` or made there, from its nearest existing
+    ancestor ("" : it can)."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return f"{what} {folder}: {existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK):
-        return f"{what} {folder}: no permission to write {existing}"
-    return None
+        return f"{existing} is a file, not a folder"
+    return "" if os.access(existing, os.W_OK) else f"no permission to write {existing}"
 
 
 def written(what: str, path: Path, write: Callable[[Path], None]) -> str | None:
