@@ -152,3 +152,25 @@ def test_ids_and_kernel_names_cannot_put_markup_into_a_step_summary() -> None:
     assert "\x1b" not in text
     assert "````\nfailed\n```\n<script>alert(1)</script>[0m\n````" in text  # the failure's fence cannot be closed
     assert "<summary>test_m.py::test_step[a`&lt;img src=x onerror=alert(5)&gt;`b]</summary>" in text
+
+
+def test_a_read_only_baselines_folder_is_named_before_measuring(pytester: pytest.Pytester) -> None:
+    import subprocess
+
+    replay_conftest(pytester, "[1.0]")
+    pytester.makepyfile(test_m=MEASURED)
+    folder = pytester.path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    try:
+        result = pytester.runpytest("--gpuperf", *FAST, "--gpuperf-update-baselines", "--gpuperf-baselines-dir", "ro/b")
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--gpuperf-baselines-dir */ro/b: cannot write (no permission, or a read-only file system): */ro"]
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pytest_gpuperf.judging.text import WRITE_FAILED
 
+NOT_WRITABLE = "cannot write (no permission, or a read-only file system):"
+
 
 def output_problem(path: Path, what: str) -> str | None:
     """Why ``path`` cannot take a file (None: it can), checked before the run measures anything:
@@ -16,7 +18,7 @@ def output_problem(path: Path, what: str) -> str | None:
     if path.is_dir():
         return f"{what} {path}: is a folder; give a file's path"
     if path.exists():
-        return None if os.access(path, os.W_OK) else f"{what} {path}: no permission to write {path}"
+        return None if os.access(path, os.W_OK) else f"{what} {path}: {NOT_WRITABLE} {path}"
     cause = _folder_cause(path.parent)
     return f"{what} {path}: {cause}" if cause else None
 
@@ -35,7 +37,7 @@ def _folder_cause(folder: Path) -> str:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is a file, not a folder"
-    return "" if os.access(existing, os.W_OK) else f"no permission to write {existing}"
+    return "" if os.access(existing, os.W_OK) else f"{NOT_WRITABLE} {existing}"
 
 
 def written(what: str, path: Path, write: Callable[[Path], None]) -> str | None:
